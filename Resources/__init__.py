@@ -1,0 +1,1 @@
+"""Resources shared by the Slicer extension and the core package (terminology, presets, demo model)."""

@@ -1,0 +1,1 @@
+"""Classification: feature selection, classifiers and the statistics clinicians publish with."""

@@ -1,0 +1,45 @@
+"""The ``hrpqct`` command line: one entry point, a sub-command per task.
+
+Each area registers its sub-commands on :data:`hrpqct._cli.app` in its own ``commands`` module;
+importing those modules here is what makes the commands appear.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+
+from ._cli import app
+from .errors import Cancelled, HRpQCTError
+
+# Sub-command modules (import order = order in --help).
+from . import demo as _demo  # noqa: F401,E402  demo
+from .phantom import commands as _phantom_commands  # noqa: F401,E402  phantom, phantom-cohort
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; project errors are printed as one clear line and exit with status 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except HRpQCTError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(130 if isinstance(exc, Cancelled) else 2)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[bold red]interrupted[/]")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors arrive here with standalone_mode=False
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

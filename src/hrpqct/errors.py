@@ -1,0 +1,29 @@
+"""Exceptions with messages a user can act on: each names the file and the problem."""
+
+from __future__ import annotations
+
+__all__ = ["HRpQCTError", "InputError", "GeometryError", "CalibrationError", "ModelError", "Cancelled"]
+
+
+class HRpQCTError(Exception):
+    """Base class of the project's errors; the CLI prints these without a traceback."""
+
+
+class InputError(HRpQCTError, ValueError):
+    """A file or array that cannot be used as given (unreadable, wrong dimension, NaNs...)."""
+
+
+class GeometryError(InputError):
+    """Image and mask (or two volumes) do not share a voxel grid."""
+
+
+class CalibrationError(InputError):
+    """A requested unit needs a calibration the file does not carry."""
+
+
+class ModelError(HRpQCTError):
+    """A model folder that is missing, incomplete, or not in a safe format."""
+
+
+class Cancelled(HRpQCTError):
+    """A long run was cancelled by its caller (progress callback returned False / cancel set)."""

@@ -1,0 +1,1 @@
+"""Scan and label-map input/output (Scanco AIM/ISQ, DICOM, NIfTI, NRRD, MHA, .seg.nrrd)."""

@@ -1,0 +1,175 @@
+"""Every method default from METHOD.md, once, as frozen dataclasses.
+
+Code that implements a step takes the matching dataclass (or its fields) as an argument with
+these values as defaults; change a parameter with :func:`dataclasses.replace`, e.g.
+``replace(SOFT_TISSUE, skin_band_mm=1.5)``. Where the papers are silent, the choice made here
+is marked "(not in the paper)" and explained in ``docs/method-choices.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+__all__ = [
+    "Scan",
+    "Preprocessing",
+    "Model",
+    "Training",
+    "PostProcessing",
+    "SoftTissue",
+    "Radiomics",
+    "Selection",
+    "Classification",
+    "SCAN",
+    "PREPROCESSING",
+    "MODEL",
+    "TRAINING",
+    "POSTPROCESSING",
+    "SOFT_TISSUE",
+    "RADIOMICS",
+    "SELECTION",
+    "CLASSIFICATION",
+    "as_dict",
+]
+
+
+@dataclass(frozen=True)
+class Scan:
+    """XtremeCT II distal tibia protocol (METHOD.md "Scans")."""
+
+    voxel_mm: float = 0.0607  # isotropic voxel size, mm
+    n_slices: int = 168
+    site_percent_tibia_length: float = 7.3
+    field_of_view_mm: float = 140.0  # (not in the paper) XtremeCT II 140 mm FOV -> ~2304 px
+    hu_air: float = -1000.0
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Per-slice preprocessing before the network (METHOD.md "Preprocessing")."""
+
+    crop_px: int = 1600  # crop around the limb at the native voxel size (pad if smaller)
+    clip_hu: tuple[float, float] = (-4000.0, 6000.0)
+    input_px: int = 800  # network input side after bicubic x2 downsampling
+    # (not in the paper) limb detection for the crop centre: threshold between air and tissue
+    limb_threshold_hu: float = -500.0
+
+    @property
+    def crop_mm(self) -> float:
+        """Physical side of the crop (97.12 mm at 60.7 um); used for scans of other spacings."""
+        return self.crop_px * SCAN.voxel_mm
+
+    @property
+    def downsample(self) -> int:
+        return self.crop_px // self.input_px
+
+
+@dataclass(frozen=True)
+class Model:
+    """SegFormer configuration (METHOD.md "Model")."""
+
+    variant: str = "b3"
+    num_labels: int = 6  # background + 5 classes
+    num_channels: int = 1
+    # Upsampling of the 1/4-resolution output to the crop. The paper upsamples the predicted mask
+    # with nearest neighbour ("nearest"); "bilinear" interpolates the logits before the argmax
+    # (transformers' post-processing), which gives smoother, more accurate boundaries.
+    upsample: str = "bilinear"
+
+
+@dataclass(frozen=True)
+class Training:
+    """Segmentation training (METHOD.md "Training")."""
+
+    ce_weight: float = 1.0
+    dice_weight: float = 1.0
+    dice_eps: float = 1e-6
+    lr: float = 1e-4
+    batch_size: int = 2
+    epochs: int = 20
+    plateau_factor: float = 0.1
+    plateau_patience: int = 3
+    grad_clip_norm: float = 1.0
+    split: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / validation / test, by patient
+    seed: int = 0
+    # (not in the paper) augmentations
+    augment: bool = True
+    flip_prob: float = 0.5
+    rotate_deg: float = 10.0
+    intensity_scale: float = 0.1  # multiplicative jitter, fraction
+    intensity_shift: float = 0.05  # additive jitter on the [0, 1] input
+
+
+@dataclass(frozen=True)
+class PostProcessing:
+    """Topology rules (METHOD.md "Post-processing")."""
+
+    # Cortex counted as broken when (hull area - enclosed area) / hull area exceeds this
+    # (not in the paper: the paper compares the two areas without giving a tolerance).
+    hull_gap_tolerance: float = 0.02
+    closing_radius_mm: float = 1.0  # (not in the paper) disk radius of the morphological closing
+    max_closing_radius_mm: float = 4.0  # (not in the paper) largest radius tried before giving up
+
+
+@dataclass(frozen=True)
+class SoftTissue:
+    """Soft-tissue subdivision (METHOD.md "Soft-tissue subdivision")."""
+
+    skin_band_mm: float = 2.0
+    myotendinous_hu: tuple[float, float] = (100.0, 600.0)
+    adipose_hu: tuple[float, float] = (-600.0, -200.0)
+    min_seed_px: int = 30
+    dilation_steps: int = 20  # one-pixel dilations
+    tie_threshold_hu: float = -50.0  # above: myotendinous, below: adipose
+
+
+@dataclass(frozen=True)
+class Radiomics:
+    """2D radiomics (METHOD.md "Radiomics")."""
+
+    preset: str = "paper"  # Resources/radiomics-paper.yaml
+    n_features_2d: int = 939
+    log_sigma_mm: tuple[float, ...] = (2.0,)
+    lbp2d_neighbours: int = 8
+    aggregation: str = "mean"  # patient level: mean over slices
+    ablation_distances_mm: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 10.0)
+    pyradiomics_version: str = "3.0.1"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Feature selection, fitted on training data only (METHOD.md "Feature selection")."""
+
+    variance_threshold: float = 0.02  # after min-max scaling to [0, 1]
+    correlation_threshold: float = 0.9  # drop one of each pair with Pearson |r| above this
+    patient_top_k: int = 5  # top features by |LASSO coefficient|
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Classifiers and evaluation (METHOD.md "Classifiers and evaluation")."""
+
+    cv_folds: int = 5
+    osteoporosis_t_score: float = -2.5  # T <= -2.5
+    osteopenia_t_score: float = -1.0  # -2.5 < T < -1; normal T >= -1
+    ci_level: float = 0.95
+    n_bootstrap: int = 2000
+    hosmer_lemeshow_groups: int = 10
+    classifiers: tuple[str, ...] = ("logreg", "svm", "knn", "naive_bayes", "random_forest", "xgboost")
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+SCAN = Scan()
+PREPROCESSING = Preprocessing()
+MODEL = Model()
+TRAINING = Training()
+POSTPROCESSING = PostProcessing()
+SOFT_TISSUE = SoftTissue()
+RADIOMICS = Radiomics()
+SELECTION = Selection()
+CLASSIFICATION = Classification()
+
+
+def as_dict(obj) -> dict:
+    """A defaults dataclass as a plain dict (for model cards and run logs)."""
+    return asdict(obj)

@@ -1,0 +1,1 @@
+"""Synthetic HR-pQCT distal tibia scans with exact ground truth, and synthetic cohorts."""

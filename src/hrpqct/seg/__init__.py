@@ -1,0 +1,1 @@
+"""Segmentation: SegFormer model, inference, post-processing, soft-tissue split, training."""
