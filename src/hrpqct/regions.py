@@ -49,13 +49,15 @@ class Code:
 
 # SNOMED CT concepts (verified against the DICOM/Slicer terminology lists; see Resources/README.md).
 _TISSUE = Code("SCT", "85756007", "Tissue")
-_ANATOMY = Code("SCT", "123037004", "Anatomical Structure")
-_CORTICAL = Code("SCT", "6553002", "Cortical bone")
-_CANCELLOUS = Code("SCT", "4421005", "Cancellous bone")
+_ANATOMY = Code("SCT", "91723000", "Anatomical Structure")  # CID 7150; 123037004 is "Body structure"
+# PS3.16 and Slicer's lists have no cortical / cancellous bone concepts (4421005 is "Cell structure"):
+# private codes ("99" prefix = private coding scheme) until verified SNOMED CT concepts are chosen.
+_CORTICAL = Code("99HRPQCT", "CORTICAL-BONE", "Cortical bone")
+_CANCELLOUS = Code("99HRPQCT", "CANCELLOUS-BONE", "Cancellous bone")
 _SOFT = Code("SCT", "87784001", "Soft tissue")
 _SKIN = Code("SCT", "39937001", "Skin")
 _MUSCLE = Code("SCT", "91727004", "Muscle")
-_ADIPOSE = Code("SCT", "55603005", "Adipose tissue")
+_ADIPOSE = Code("SCT", "55603005", "Fat")  # CID 7166 meaning; SNOMED CT term "Adipose tissue"
 _TIBIA = Code("SCT", "12611008", "Tibia")
 _FIBULA = Code("SCT", "87342007", "Fibula")
 _LOWER_LEG = Code("SCT", "30021000", "Lower leg")
