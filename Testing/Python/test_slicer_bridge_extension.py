@@ -1,0 +1,169 @@
+"""The Slicer extension's layout: CMake files (configured against a stub Slicer) and module files.
+
+There is no Slicer SDK here, so ``find_package(Slicer)`` is answered by a stub that defines the
+Slicer/CTK macros the project calls and records what each would copy. This checks our CMake
+logic (every listed file exists, the core packages and Resources are bundled once, at the paths
+Python imports them from), not Slicer's macros themselves.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = ("HRpQCTSeg", "HRpQCTRadiomics", "HRpQCTClassify")
+LIB = "lib/Slicer-5.9/qt-scripted-modules"
+
+_STUB_CONFIG = r"""
+set(Slicer_USE_FILE "${CMAKE_CURRENT_LIST_DIR}/UseSlicer.cmake")
+set(Slicer_EXTENSION_GENERATE_CONFIG "${CMAKE_CURRENT_LIST_DIR}/GenerateConfig.cmake")
+set(Slicer_EXTENSION_CPACK "${CMAKE_CURRENT_LIST_DIR}/CPack.cmake")
+set(Slicer_QTSCRIPTEDMODULES_LIB_DIR "@LIB@")
+set(Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR "@LIB@")
+set(HRPQCT_STUB_MANIFEST "${CMAKE_BINARY_DIR}/manifest.txt")
+file(WRITE "${HRPQCT_STUB_MANIFEST}" "")
+
+function(_stub_require path)
+  if(NOT EXISTS "${path}")
+    message(FATAL_ERROR "listed file does not exist: ${path}")
+  endif()
+endfunction()
+
+function(slicerMacroBuildScriptedModule)
+  cmake_parse_arguments(MY "WITH_GENERIC_TESTS;WITH_SUBDIR" "NAME" "SCRIPTS;RESOURCES" ${ARGN})
+  foreach(f ${MY_SCRIPTS} ${MY_RESOURCES})
+    _stub_require("${CMAKE_CURRENT_SOURCE_DIR}/${f}")
+    file(APPEND "${HRPQCT_STUB_MANIFEST}" "module ${MY_NAME} ${f}\n")
+  endforeach()
+endfunction()
+
+macro(ctkMacroCompilePythonScript)
+  cmake_parse_arguments(MY "NO_INSTALL_SUBDIR;GLOBAL_TARGET"
+    "TARGET_NAME;SOURCE_DIR;DESTINATION_DIR;INSTALL_DIR" "SCRIPTS;RESOURCES" ${ARGN})
+  file(RELATIVE_PATH _rel "${CMAKE_BINARY_DIR}/@LIB@" "${MY_DESTINATION_DIR}")
+  foreach(f ${MY_SCRIPTS} ${MY_RESOURCES})
+    _stub_require("${MY_SOURCE_DIR}/${f}")
+    if(_rel)
+      file(APPEND "${HRPQCT_STUB_MANIFEST}" "bundle ${MY_TARGET_NAME} ${_rel}/${f}\n")
+    else()
+      file(APPEND "${HRPQCT_STUB_MANIFEST}" "bundle ${MY_TARGET_NAME} ${f}\n")
+    endif()
+  endforeach()
+  file(APPEND "${HRPQCT_STUB_MANIFEST}"
+    "install ${MY_TARGET_NAME} ${MY_INSTALL_DIR} nosubdir=${MY_NO_INSTALL_SUBDIR}\n")
+endmacro()
+""".replace("@LIB@", LIB)
+
+_STUB_GENERATE = r"""
+foreach(v NAME HOMEPAGE CATEGORY CONTRIBUTORS ICONURL DEPENDS STATUS)
+  file(APPEND "${HRPQCT_STUB_MANIFEST}" "extension ${v}=${EXTENSION_${v}}\n")
+endforeach()
+"""
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> list[str]:
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        pytest.skip("cmake is not installed")
+    stub = tmp_path_factory.mktemp("slicer-stub")
+    (stub / "SlicerConfig.cmake").write_text(_STUB_CONFIG)
+    (stub / "UseSlicer.cmake").write_text("enable_testing()\n")
+    (stub / "GenerateConfig.cmake").write_text(_STUB_GENERATE)
+    (stub / "CPack.cmake").write_text("")
+    build = tmp_path_factory.mktemp("build")
+    proc = subprocess.run(
+        [cmake, "-S", str(ROOT), "-B", str(build), f"-DSlicer_DIR={stub}", "-DBUILD_TESTING=ON",
+         f"-DHRPQCT_TEST_PYTHON={sys.executable}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ctest_file = build / "Testing" / "CTestTestfile.cmake"
+    lines = (build / "manifest.txt").read_text().splitlines()
+    return lines + [f"ctest {line}" for line in ctest_file.read_text().splitlines() if "add_test" in line]
+
+
+def test_extension_description(manifest):
+    ext = dict(line.split(" ", 1)[1].split("=", 1) for line in manifest if line.startswith("extension "))
+    assert ext["NAME"] == "HRpQCT"
+    assert ext["DEPENDS"] == "NA"
+    assert ext["CATEGORY"] and ext["CONTRIBUTORS"] and ext["HOMEPAGE"].startswith("https://")
+    assert ext["ICONURL"].endswith("Resources/Icons/HRpQCT.png")
+    assert (ROOT / "Resources/Icons/HRpQCT.png").is_file()
+
+
+def test_each_module_built_with_its_script_and_icon(manifest):
+    for name in MODULES:
+        assert f"module {name} {name}.py" in manifest
+        assert f"module {name} Resources/Icons/{name}.png" in manifest
+
+
+def test_core_and_resources_bundled_once_at_import_paths(manifest):
+    bundled = [line.split(" ", 2)[2] for line in manifest if line.startswith("bundle ")]
+    assert len(bundled) == len(set(bundled))  # each file copied once, whichever module asked first
+    for path in ("hrpqct/__init__.py", "hrpqct/regions.py", "hrpqct/terminology.py",
+                 "hrpqct/volume.py", "hrpqct_slicer/__init__.py", "hrpqct_slicer/segmentations.py",
+                 "hrpqct/resources/__init__.py", "hrpqct/resources/HRpQCT.term.json",
+                 "hrpqct/resources/HRpQCT-AnatomicRegions.term.json", "hrpqct/resources/README.md"):
+        assert path in bundled, path
+    # every .py of the two packages is bundled (new files are picked up by the glob)
+    for package in ("hrpqct", "hrpqct_slicer"):
+        for py in (ROOT / "src" / package).rglob("*.py"):
+            assert str(py.relative_to(ROOT / "src")) in bundled, py
+    installs = [line for line in manifest if line.startswith("install ")]
+    assert f"install HRpQCTCore {LIB} nosubdir=TRUE" in installs
+    assert f"install HRpQCTResources {LIB}/hrpqct nosubdir=FALSE" in installs
+
+
+def test_pytest_files_registered_with_ctest(manifest):
+    tests = " ".join(line for line in manifest if line.startswith("ctest "))
+    for name in ("test_terminology", "test_slicer_bridge", "test_slicer_bridge_extension"):
+        assert f"py_hrpqct_{name}" in tests
+
+
+# --- module files ------------------------------------------------------------------------------
+
+class _FakeScriptedLoadableModule:
+    def __init__(self, parent):
+        self.parent = parent
+
+
+def _load_module(name: str, monkeypatch) -> types.ModuleType:
+    fake = types.ModuleType("slicer.ScriptedLoadableModule")
+    fake.ScriptedLoadableModule = _FakeScriptedLoadableModule
+    if importlib.util.find_spec("slicer") is None:
+        monkeypatch.setitem(sys.modules, "slicer", types.ModuleType("slicer"))
+    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", fake)
+    spec = importlib.util.spec_from_file_location(f"_module_{name}", ROOT / name / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_class_is_honest_about_missing_gui(name, monkeypatch):
+    module = _load_module(name, monkeypatch)
+    parent = types.SimpleNamespace()
+    getattr(module, name)(parent)
+    assert parent.title.startswith("HRpQCT ")
+    assert parent.categories == ["HRpQCT"]
+    assert isinstance(parent.dependencies, list) and parent.contributors
+    assert "not built yet" in parent.helpText
+    assert "NOT BUILT YET" in module.__doc__ and module.GUI_STATUS == "not built yet"
+    assert parent.acknowledgementText
+    assert not hasattr(module, f"{name}Widget")  # no pretend widget
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_icon_is_a_128px_png(name):
+    from PIL import Image
+
+    with Image.open(ROOT / name / "Resources" / "Icons" / f"{name}.png") as im:
+        assert im.format == "PNG" and im.size == (128, 128)
