@@ -39,7 +39,8 @@ def cross_section() -> Image.Image:
     t = np.linspace(0, 2 * np.pi, 360, endpoint=False)
     r = 1.0 + 0.16 * np.cos(3 * (t + np.pi / 2))
     for code, scale in (("TC", 0.22), ("TT", 0.17)):
-        pts = [(cx - s * 0.06 + s * scale * rr * np.cos(a), cy - s * 0.06 + s * scale * rr * np.sin(a))
+        x0, y0 = cx - s * 0.06, cy - s * 0.06
+        pts = [(x0 + s * scale * rr * np.cos(a), y0 + s * scale * rr * np.sin(a))
                for a, rr in zip(t, r)]
         d.polygon(pts, fill=_c(code))
     ell(s * 0.075, s * 0.075, _c("FC"), ox=-s * 0.24, oy=s * 0.16)
@@ -58,8 +59,9 @@ def glyph(img: Image.Image, kind: str) -> Image.Image:
             for j in range(3):
                 code = ("TC", "TT", "MT", "AT", "FC", "FT", "SK", "TT", "MT")[3 * i + j]
                 q = w / 3
-                d.rectangle([x0 + j * q + s * 0.012, y0 + i * q + s * 0.012, x0 + (j + 1) * q - s * 0.012,
-                             y0 + (i + 1) * q - s * 0.012], fill=_c(code))
+                g = s * 0.012
+                box = [x0 + j * q + g, y0 + i * q + g, x0 + (j + 1) * q - g, y0 + (i + 1) * q - g]
+                d.rectangle(box, fill=_c(code))
     elif kind == "radiomics":  # bar chart
         for i, h in enumerate((0.35, 0.7, 0.5, 0.9)):
             bx = x0 + w * (0.12 + 0.2 * i)
@@ -68,8 +70,8 @@ def glyph(img: Image.Image, kind: str) -> Image.Image:
         pts = [(x0 + w * (0.12 + 0.76 * u), y0 + w * (0.88 - 0.76 * (1 - (1 - u) ** 3)))
                for u in np.linspace(0, 1, 40)]
         d.line(pts, fill=ink, width=int(s * 0.025))
-        d.line([(x0 + w * 0.12, y0 + w * 0.88), (x0 + w * 0.88, y0 + w * 0.12)], fill=(150, 150, 160, 255),
-               width=int(s * 0.01))
+        d.line([(x0 + w * 0.12, y0 + w * 0.88), (x0 + w * 0.88, y0 + w * 0.12)],
+               fill=(150, 150, 160, 255), width=int(s * 0.01))
     return img
 
 
@@ -81,5 +83,8 @@ def save(img: Image.Image, path: Path) -> None:
 
 if __name__ == "__main__":
     save(cross_section(), ROOT / "Resources/Icons/HRpQCT.png")
-    for module, kind in (("HRpQCTSeg", "seg"), ("HRpQCTRadiomics", "radiomics"), ("HRpQCTClassify", "classify")):
+    modules = (
+        ("HRpQCTSeg", "seg"), ("HRpQCTRadiomics", "radiomics"), ("HRpQCTClassify", "classify")
+    )
+    for module, kind in modules:
         save(glyph(cross_section(), kind), ROOT / f"{module}/Resources/Icons/{module}.png")

@@ -8,7 +8,8 @@ import pytest
 
 slicer = pytest.importorskip("slicer", reason="slicer-core (the MRML library) is not installed")
 if not hasattr(slicer, "vtkMRMLScene"):
-    pytest.skip("the 'slicer' module has no vtkMRMLScene (not slicer-core)", allow_module_level=True)
+    pytest.skip("the 'slicer' module has no vtkMRMLScene (not slicer-core)",
+                allow_module_level=True)
 
 import vtk  # noqa: E402
 
@@ -45,7 +46,8 @@ def logic(scene):
 @pytest.fixture()
 def image():
     rng = np.random.default_rng(7)
-    return Volume(rng.integers(-1000, 4000, SHAPE).astype(np.int16), SPACING, ORIGIN, DIRECTION, unit="HU",
+    values = rng.integers(-1000, 4000, SHAPE).astype(np.int16)
+    return Volume(values, SPACING, ORIGIN, DIRECTION, unit="HU",
                   calibration=Calibration(0.2409, 8192.0, 1603.51904, -391.209015))
 
 
@@ -66,7 +68,14 @@ def _regions_labels() -> np.ndarray:
 
 def _names(seg_node) -> dict[str, str]:
     s = seg_node.GetSegmentation()
-    return {s.GetNthSegmentID(i): s.GetNthSegment(i).GetName() for i in range(s.GetNumberOfSegments())}
+    return {s.GetNthSegmentID(i): s.GetNthSegment(i).GetName()
+            for i in range(s.GetNumberOfSegments())}
+
+
+def _seg(scene, logic, image, lab, ref=None, **kwargs):
+    """labelmap_to_segmentation of ``lab`` on ``image``'s grid."""
+    labels = image.with_array(lab, unit="label")
+    return B.labelmap_to_segmentation(scene, logic, labels, reference=ref, **kwargs)
 
 
 # --- volumes ------------------------------------------------------------------------------------
@@ -85,7 +94,7 @@ def test_volume_round_trip_exact_geometry(scene, image):
 
 def test_ijk_to_ras_matches_itk_physical_points(scene, image):
     """Independent check: SimpleITK's index->LPS point, flipped to RAS, is the node's IJK->RAS."""
-    sitk = pytest.importorskip("SimpleITK")
+    pytest.importorskip("SimpleITK")
     itk_image = image.to_sitk()
     node = B.volume_to_node(scene, image)
     m = vtk.vtkMatrix4x4()
@@ -95,13 +104,14 @@ def test_ijk_to_ras_matches_itk_physical_points(scene, image):
         ras = np.array(m.MultiplyPoint((*map(float, ijk), 1.0))[:3])
         assert np.allclose(ras, lps * [-1, -1, 1], atol=1e-9), (ijk, ras, lps)
     assert np.isclose(image.array[3, 9, 17], B.node_to_volume(node).array[3, 9, 17])
-    del sitk
 
 
 def test_float_and_label_volumes(scene):
-    f = Volume(np.linspace(-1, 1, 60, dtype=np.float32).reshape(3, 4, 5), (0.5, 0.6, 0.7), unit="mgHA/ccm")
+    values = np.linspace(-1, 1, 60, dtype=np.float32).reshape(3, 4, 5)
+    f = Volume(values, (0.5, 0.6, 0.7), unit="mgHA/ccm")
     back = B.node_to_volume(B.volume_to_node(scene, f))
-    assert back.array.dtype == np.float32 and np.array_equal(back.array, f.array) and back.unit == "mgHA/ccm"
+    assert back.array.dtype == np.float32 and np.array_equal(back.array, f.array)
+    assert back.unit == "mgHA/ccm"
     lab = f.with_array((f.array > 0).astype(np.uint8), unit="label")
     node = B.volume_to_node(scene, lab)
     assert node.IsA("vtkMRMLLabelMapVolumeNode")
@@ -124,9 +134,10 @@ def test_labelmap_to_segmentation_segments(scene, logic, image):
     lab = _regions_labels()
     lab[lab == 4] = 3  # no fibula trabecular region in this map
     ref = B.volume_to_node(scene, image, name="scan")
-    seg = B.labelmap_to_segmentation(scene, logic, image.with_array(lab, unit="label"), reference=ref)
+    seg = _seg(scene, logic, image, lab, ref)
     s = seg.GetSegmentation()
-    assert [s.GetNthSegmentID(i) for i in range(s.GetNumberOfSegments())] == ["TC", "TT", "FC", "SK", "MT", "AT"]
+    ids = [s.GetNthSegmentID(i) for i in range(s.GetNumberOfSegments())]
+    assert ids == ["TC", "TT", "FC", "SK", "MT", "AT"]
     for sid in ["TC", "TT", "FC", "SK", "MT", "AT"]:
         r, segment = R.region(sid), s.GetSegment(sid)
         assert segment.GetName() == r.name
@@ -145,7 +156,7 @@ def test_labelmap_to_segmentation_segments(scene, logic, image):
 def test_round_trip_exact_7_regions(scene, logic, image):
     lab = _regions_labels()
     ref = B.volume_to_node(scene, image)
-    seg = B.labelmap_to_segmentation(scene, logic, image.with_array(lab, unit="label"), reference=ref)
+    seg = _seg(scene, logic, image, lab, ref)
     back = B.segmentation_to_labelmap(scene, logic, seg, ref)
     assert back.array.dtype == np.uint8 and np.array_equal(back.array, lab)
     assert back.unit == "label" and back.same_geometry(image)
@@ -159,11 +170,12 @@ def test_round_trip_model_classes(scene, logic, image):
     lab[:, 7:14, 7:16] = 1
     lab[:, 8:13, 8:15] = 2
     ref = B.volume_to_node(scene, image)
-    seg = B.labelmap_to_segmentation(scene, logic, image.with_array(lab, unit="label"), ref, table="model")
+    seg = _seg(scene, logic, image, lab, ref, table="model")
     assert _names(seg) == {"TC": "Tibia cortical", "TT": "Tibia trabecular", "ST": "Soft tissue"}
     st = seg.GetSegmentation().GetSegment("ST")
     assert st.GetTerminology() == terminology_entry(R.model_class("ST")) and st.GetLabelValue() == 5
-    assert np.array_equal(B.segmentation_to_labelmap(scene, logic, seg, ref, table="model").array, lab)
+    back = B.segmentation_to_labelmap(scene, logic, seg, ref, table="model")
+    assert np.array_equal(back.array, lab)
 
 
 def test_bad_label_maps(scene, logic, image):
@@ -174,7 +186,7 @@ def test_bad_label_maps(scene, logic, image):
         B.labelmap_to_segmentation(scene, logic, image.with_array(lab, unit="label"), ref)
     lab[0, 0, 0] = 6
     with pytest.raises(InputError, match=r"\[6\]"):  # 6 is not a model class
-        B.labelmap_to_segmentation(scene, logic, image.with_array(lab, unit="label"), ref, table="model")
+        _seg(scene, logic, image, lab, ref, table="model")
     shifted = Volume(lab, SPACING, (ORIGIN[0] + 1.0, *ORIGIN[1:]), DIRECTION, unit="label")
     with pytest.raises(GeometryError, match="differs from reference"):
         B.labelmap_to_segmentation(scene, logic, shifted, ref)
@@ -185,8 +197,7 @@ def test_bad_label_maps(scene, logic, image):
 def _add_segment_from_mask(scene, logic, seg_node, mask: np.ndarray, grid: Volume, segment_id: str,
                            name: str, terminology: str | None = None) -> None:
     """What an annotator does: a new segment (own id, own name) painted on the same grid."""
-    other = B.labelmap_to_segmentation(scene, logic, grid.with_array(mask.astype(np.uint8), unit="label"),
-                                       table=(R.region(1),), name="scratch")
+    other = _seg(scene, logic, grid, mask.astype(np.uint8), table=(R.region(1),), name="scratch")
     segment = other.GetSegmentation().GetSegment("TC")
     segment.SetName(name)
     segment.RemoveTag(segment.GetTerminologyEntryTagName())
@@ -200,7 +211,7 @@ def test_corrected_segmentation_comes_back(scene, logic, image):
     """Rename, reorder, recolour, delete and add segments: still our label values."""
     lab = _regions_labels()
     ref = B.volume_to_node(scene, image)
-    seg = B.labelmap_to_segmentation(scene, logic, image.with_array(lab, unit="label"), reference=ref)
+    seg = _seg(scene, logic, image, lab, ref)
     s = seg.GetSegmentation()
     s.GetSegment("MT").SetName("muscle (checked)")  # renamed: id still says MT
     s.GetSegment("AT").SetColor(0.1, 0.2, 0.3)
@@ -208,7 +219,7 @@ def test_corrected_segmentation_comes_back(scene, logic, image):
     s.RemoveSegment("FT")  # deleted -> absent
     s.RemoveSegment("SK")
     skin = lab == 5
-    _add_segment_from_mask(scene, logic, seg, skin, image, "Segment_1", "skin")  # by short code/name
+    _add_segment_from_mask(scene, logic, seg, skin, image, "Segment_1", "skin")  # by name
     expected = lab.copy()
     expected[expected == 4] = 0
     assert B.match_segments(seg)["Segment_1"].code == "SK"
@@ -220,7 +231,7 @@ def test_corrected_segmentation_comes_back(scene, logic, image):
 def test_segment_found_by_terminology(scene, logic, image):
     lab = _regions_labels()
     ref = B.volume_to_node(scene, image)
-    seg = B.labelmap_to_segmentation(scene, logic, image.with_array(lab, unit="label"), reference=ref)
+    seg = _seg(scene, logic, image, lab, ref)
     seg.GetSegmentation().RemoveSegment("FC")
     _add_segment_from_mask(scene, logic, seg, lab == 3, image, "Segment_7", "outer shell",
                            terminology=terminology_entry(R.region("FC")))
@@ -231,7 +242,7 @@ def test_segment_found_by_terminology(scene, logic, image):
 def test_unknown_and_duplicate_segments_are_reported(scene, logic, image):
     lab = _regions_labels()
     ref = B.volume_to_node(scene, image)
-    seg = B.labelmap_to_segmentation(scene, logic, image.with_array(lab, unit="label"), reference=ref)
+    seg = _seg(scene, logic, image, lab, ref)
     _add_segment_from_mask(scene, logic, seg, lab == 6, image, "Segment_9", "my notes")
     with pytest.raises(InputError, match=r"'my notes' \(id 'Segment_9'\) match no region"):
         B.segmentation_to_labelmap(scene, logic, seg, ref)
@@ -243,7 +254,7 @@ def test_unknown_and_duplicate_segments_are_reported(scene, logic, image):
 def test_overlapping_segments_are_refused(scene, logic, image):
     lab = _regions_labels()
     ref = B.volume_to_node(scene, image)
-    seg = B.labelmap_to_segmentation(scene, logic, image.with_array(lab, unit="label"), reference=ref)
+    seg = _seg(scene, logic, image, lab, ref)
     seg.GetSegmentation().RemoveSegment("SK")
     overlap = (lab == 5) | (lab == 7)  # skin drawn over the fat as well
     _add_segment_from_mask(scene, logic, seg, overlap, image, "SK", "Skin")
@@ -264,8 +275,8 @@ def test_color_table_node_has_names_colours_terminology(scene):
         for coded, code in ((node.GetTerminologyCategory(r.label), r.category),
                             (node.GetTerminologyType(r.label), r.type),
                             (node.GetTerminologyRegion(r.label), r.anatomic_region)):
-            assert (coded.GetCodingSchemeDesignator(), coded.GetCodeValue(), coded.GetCodeMeaning()) == (
-                code.scheme, code.value, code.meaning)
+            got = (coded.GetCodingSchemeDesignator(), coded.GetCodeValue(), coded.GetCodeMeaning())
+            assert got == (code.scheme, code.value, code.meaning)
 
 
 # --- tables --------------------------------------------------------------------------------------
@@ -278,7 +289,8 @@ def test_summary_table_round_trip(scene):
             "voxels": np.array([1, 2, 3, 4, 5, 6, 2**40], dtype=np.int64),
             "slices": np.arange(7, dtype=np.int32),
             "radiomics": [r.code in R.RADIOMICS_REGIONS for r in R.REGIONS],
-            "mean_hu": np.array([1200.5, 300.0, np.nan, 250.0, -20.0, 60.0, -100.0], dtype=np.float32),
+            "mean_hu": np.array([1200.5, 300.0, np.nan, 250.0, -20.0, 60.0, -100.0],
+                                dtype=np.float32),
         },
         index=pd.Index(R.codes(), name="region"),
     )
@@ -291,9 +303,12 @@ def test_summary_table_round_trip(scene):
     pd.testing.assert_frame_equal(back, df)
     # a plain RangeIndex stays plain; an unnamed custom index comes back unnamed
     plain = df.reset_index()
-    pd.testing.assert_frame_equal(B.table_node_to_dataframe(B.dataframe_to_table_node(scene, plain)), plain)
+    def round_trip(frame):
+        return B.table_node_to_dataframe(B.dataframe_to_table_node(scene, frame))
+
+    pd.testing.assert_frame_equal(round_trip(plain), plain)
     unnamed = df.rename_axis(None)
-    pd.testing.assert_frame_equal(B.table_node_to_dataframe(B.dataframe_to_table_node(scene, unnamed)), unnamed)
+    pd.testing.assert_frame_equal(round_trip(unnamed), unnamed)
 
 
 def test_table_made_in_slicer_is_read(scene):
@@ -356,7 +371,7 @@ def test_seg_nrrd_save_load_and_slicerio(scene, logic, image, tmp_path):
     lab = _regions_labels()
     lab[lab == 3] = 0  # one region absent
     ref = B.volume_to_node(scene, image)
-    seg = B.labelmap_to_segmentation(scene, logic, image.with_array(lab, unit="label"), reference=ref)
+    seg = _seg(scene, logic, image, lab, ref)
     path = B.save_segmentation(scene, seg, tmp_path / "case01.seg.nrrd")
     assert [p.name for p in tmp_path.iterdir()] == ["case01.seg.nrrd"]  # no temporary file left
 
@@ -378,15 +393,15 @@ def test_seg_nrrd_save_load_and_slicerio(scene, logic, image, tmp_path):
         assert s["name"] == r.name and s["labelValue"] == r.label
         assert np.allclose(s["color"], r.color_float, atol=1e-5)
         assert s["terminology"]["type"] == [r.type.scheme, r.type.value, r.type.meaning]
-        assert s["terminology"]["anatomicRegion"] == [r.anatomic_region.scheme, r.anatomic_region.value,
-                                                      r.anatomic_region.meaning]
+        a = r.anatomic_region
+        assert s["terminology"]["anatomicRegion"] == [a.scheme, a.value, a.meaning]
     voxels = np.asarray(info["voxels"])
     assert sorted(np.unique(voxels).tolist()) == [0, 1, 2, 4, 5, 6, 7]
 
 
 def test_seg_nrrd_errors(scene, logic, image, tmp_path):
     ref = B.volume_to_node(scene, image)
-    seg = B.labelmap_to_segmentation(scene, logic, image.with_array(_regions_labels(), unit="label"), ref)
+    seg = _seg(scene, logic, image, _regions_labels(), ref)
     with pytest.raises(InputError, match=r"must end in \.seg\.nrrd"):
         B.save_segmentation(scene, seg, tmp_path / "case.nrrd")
     with pytest.raises(InputError, match="does not exist"):

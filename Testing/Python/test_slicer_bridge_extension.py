@@ -87,11 +87,13 @@ def manifest(tmp_path_factory) -> list[str]:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ctest_file = build / "Testing" / "CTestTestfile.cmake"
     lines = (build / "manifest.txt").read_text().splitlines()
-    return lines + [f"ctest {line}" for line in ctest_file.read_text().splitlines() if "add_test" in line]
+    ctest = [f"ctest {line}" for line in ctest_file.read_text().splitlines() if "add_test" in line]
+    return lines + ctest
 
 
 def test_extension_description(manifest):
-    ext = dict(line.split(" ", 1)[1].split("=", 1) for line in manifest if line.startswith("extension "))
+    ext = dict(line.split(" ", 1)[1].split("=", 1)
+               for line in manifest if line.startswith("extension "))
     assert ext["NAME"] == "HRpQCT"
     assert ext["DEPENDS"] == "NA"
     assert ext["CATEGORY"] and ext["CONTRIBUTORS"] and ext["HOMEPAGE"].startswith("https://")

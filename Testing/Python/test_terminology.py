@@ -1,4 +1,4 @@
-"""Terminology: generated files never drift from regions.py, codes are DICOM's, Slicer reads them."""
+"""Terminology: generated files never drift from regions.py, codes are DICOM's, Slicer reads it."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def test_write_is_deterministic(tmp_path):
     written = T.write_terminology_files(tmp_path)
     assert sorted(p.name for p in written) == sorted(T.generated_files())
     for p in written:
-        assert p.read_text(encoding="utf-8") == (T.resources_dir() / p.name).read_text(encoding="utf-8")
+        committed = (T.resources_dir() / p.name).read_text(encoding="utf-8")
+        assert p.read_text(encoding="utf-8") == committed
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
     with pytest.raises(InputError, match="not a folder"):
         T.write_terminology_files(tmp_path / "missing")
@@ -68,7 +69,8 @@ def test_anatomic_context_has_what_slicer_lacks():
     assert T.anatomic_context_for(R.region("TC").anatomic_region) == T.ANATOMIC_CONTEXT
 
 
-# Keys allowed by dcmqi doc/schemas/segment-context-common-schema.json (additionalProperties: false).
+# Keys allowed by dcmqi doc/schemas/segment-context-common-schema.json
+# (additionalProperties: false).
 _CODE = {"CodeValue", "CodeMeaning", "CodingSchemeDesignator", "cid", "contextGroupName",
          "UMLSConceptUID", "SNOMEDCTConceptID", "recommendedDisplayRGBValue"}
 _CATEGORY = _CODE | {"3dSlicerLabel", "showAnatomy", "Type"}
@@ -88,8 +90,8 @@ def test_files_follow_dcmqi_schemas():
     assert set(anat) == {"AnatomicContextName", "@schema", "AnatomicCodes"}
     for a in anat["AnatomicCodes"]["AnatomicRegion"]:
         assert set(a) <= _CODE | {"Modifier"}
-    for item in [*term["SegmentationCodes"]["Category"], *term["SegmentationCodes"]["Category"][0]["Type"],
-                 *anat["AnatomicCodes"]["AnatomicRegion"]]:
+    categories = term["SegmentationCodes"]["Category"]
+    for item in [*categories, *categories[0]["Type"], *anat["AnatomicCodes"]["AnatomicRegion"]]:
         assert len(item["CodeValue"]) <= 16 and len(item["CodingSchemeDesignator"]) <= 16  # SH
         assert len(item["CodeMeaning"]) <= 64  # LO
 

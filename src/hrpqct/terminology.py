@@ -114,7 +114,9 @@ def terminology_entry(region: Region) -> str:
 def _parse_code(text: str, entry: str) -> Code | None:
     parts = text.split("^")
     if len(parts) != 3:
-        raise InputError(f"terminology entry {entry!r}: coded item {text!r} is not scheme^value^meaning")
+        raise InputError(
+            f"terminology entry {entry!r}: coded item {text!r} is not scheme^value^meaning"
+        )
     if not parts[0] and not parts[1]:
         return None
     return Code(parts[0], parts[1], parts[2])
@@ -124,7 +126,9 @@ def parse_terminology_entry(entry: str) -> dict[str, Any]:
     """Split a Slicer terminology entry string into its context names and :class:`Code` items."""
     fields = entry.split("~")
     if len(fields) != 7:
-        raise InputError(f"terminology entry {entry!r}: expected 7 '~'-separated fields, got {len(fields)}")
+        raise InputError(
+            f"terminology entry {entry!r}: expected 7 '~'-separated fields, got {len(fields)}"
+        )
     return {
         "context": fields[0],
         "category": _parse_code(fields[1], entry),

@@ -44,7 +44,9 @@ def least_confident_slices(confidence: np.ndarray, n: int | None = None) -> np.n
     return order if n is None else order[:n]
 
 
-def confidence_plot(scene: Any, confidence: np.ndarray, name: str = "Slice confidence") -> ConfidencePlot:
+def confidence_plot(
+    scene: Any, confidence: np.ndarray, name: str = "Slice confidence"
+) -> ConfidencePlot:
     """Add a table (slice, confidence, rank), a line+marker plot series and a chart to ``scene``."""
     confidence = np.asarray(confidence, dtype=float)
     order = least_confident_slices(confidence)
@@ -73,7 +75,7 @@ def confidence_plot(scene: Any, confidence: np.ndarray, name: str = "Slice confi
 
 
 def slice_center_ras(volume_node: Any, k: int) -> tuple[float, float, float]:
-    """RAS position (mm) of the centre of slice ``k`` (array index ``[k, :, :]``) of a volume node."""
+    """RAS position (mm) of the centre of slice ``k`` (array ``[k, :, :]``) of a volume node."""
     image = volume_node.GetImageData()
     if image is None:
         raise InputError(f"volume node {volume_node.GetName()!r}: has no image data")

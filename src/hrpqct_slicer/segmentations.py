@@ -42,14 +42,14 @@ __all__ = [
 
 
 def segmentations_logic(scene: Any) -> Any:
-    """A ``vtkSlicerSegmentationsModuleLogic`` attached to ``scene`` (registers conversion rules)."""
+    """A ``vtkSlicerSegmentationsModuleLogic`` with ``scene`` set (registers conversion rules)."""
     logic = slicer.vtkSlicerSegmentationsModuleLogic()
     logic.SetMRMLScene(scene)
     return logic
 
 
 def table_for(name: str | tuple[Region, ...]) -> tuple[Region, ...]:
-    """``"regions"`` -> the 7 final regions, ``"model"`` -> the 5 model classes (tuples pass through)."""
+    """``"regions"``: the 7 final regions, ``"model"``: the 5 model classes; tuples pass through."""
     if isinstance(name, tuple):
         return name
     if name in ("regions", "final", "7"):
@@ -65,8 +65,10 @@ def _check_contiguous(table: tuple[Region, ...]) -> None:
         raise ValueError(f"label table must use values 1..{len(table)} in order, got {labels}")
 
 
-def color_table_node(scene: Any, table: tuple[Region, ...] | str = REGIONS, name: str | None = None) -> Any:
-    """A ``vtkMRMLColorTableNode`` with each region's name, colour and terminology at its label value.
+def color_table_node(
+    scene: Any, table: tuple[Region, ...] | str = REGIONS, name: str | None = None
+) -> Any:
+    """A ``vtkMRMLColorTableNode``: each region's name, colour and terminology at its label value.
 
     Assign it to a label map's display node so Slicer shows and imports the label map with our
     names, colours and terminology.
@@ -86,7 +88,8 @@ def color_table_node(scene: Any, table: tuple[Region, ...] | str = REGIONS, name
 def _remove_node(scene: Any, node: Any) -> None:
     if node is None:
         return
-    for i in range(node.GetNumberOfDisplayNodes() if hasattr(node, "GetNumberOfDisplayNodes") else 0):
+    n_display = node.GetNumberOfDisplayNodes() if hasattr(node, "GetNumberOfDisplayNodes") else 0
+    for i in range(n_display):
         display = node.GetNthDisplayNode(i)
         if display is not None:
             scene.RemoveNode(display)
@@ -162,7 +165,8 @@ def _check_grid(reference: Any, labels: Volume, where: str) -> None:
     )
     if not same:
         raise GeometryError(
-            f"{where}: grid (shape {labels.shape}, spacing {labels.spacing}, origin {labels.origin}) "
+            f"{where}: grid (shape {labels.shape}, spacing {labels.spacing}, "
+            f"origin {labels.origin}) "
             f"differs from reference volume {reference.GetName()!r} (shape {ref_shape}, spacing "
             f"{spacing}, origin {origin})"
         )
@@ -221,7 +225,9 @@ def _export(logic: Any, scene: Any, seg_node: Any, ids: list[str], reference: An
     out = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "HRpQCT export (temporary)")
     try:
         if not logic.ExportSegmentsToLabelmapNode(seg_node, ids, out, reference):
-            raise InputError(f"segmentation {seg_node.GetName()!r}: Slicer could not export segments {ids}")
+            raise InputError(
+                f"segmentation {seg_node.GetName()!r}: Slicer could not export segments {ids}"
+            )
         return image_data_to_array(out.GetImageData(), out.GetName())
     finally:
         _remove_node(scene, out)

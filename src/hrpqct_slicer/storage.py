@@ -26,7 +26,8 @@ def save_segmentation(scene: Any, seg_node: Any, path: str | os.PathLike[str]) -
         raise InputError(f"{path}: a segmentation file name must end in {_SUFFIX}")
     if not path.parent.is_dir():
         raise InputError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:-len(_SUFFIX)]}.", suffix=_SUFFIX, dir=path.parent)
+    stem = path.name[: -len(_SUFFIX)]
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=_SUFFIX, dir=path.parent)
     os.close(fd)
     storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
     try:

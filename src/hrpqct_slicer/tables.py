@@ -19,7 +19,12 @@ from vtk.util import numpy_support
 
 from hrpqct.errors import InputError
 
-__all__ = ["dataframe_to_table_node", "table_node_to_dataframe", "DTYPES_ATTRIBUTE", "INDEX_ATTRIBUTE"]
+__all__ = [
+    "dataframe_to_table_node",
+    "table_node_to_dataframe",
+    "DTYPES_ATTRIBUTE",
+    "INDEX_ATTRIBUTE",
+]
 
 DTYPES_ATTRIBUTE = "HRpQCT.dtypes"
 INDEX_ATTRIBUTE = "HRpQCT.index"
@@ -32,7 +37,9 @@ def _column_array(name: str, values: pd.Series) -> vtk.vtkAbstractArray:
     elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
         if isinstance(dtype, pd.api.extensions.ExtensionDtype):
             if values.isna().any():
-                raise InputError(f"column {name!r}: missing values in a nullable {dtype} column; use float")
+                raise InputError(
+                    f"column {name!r}: missing values in a nullable {dtype} column; use float"
+                )
             values = values.astype(dtype.numpy_dtype)
         array = numpy_support.numpy_to_vtk(np.ascontiguousarray(values.to_numpy()), deep=True)
     elif pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype) or isinstance(
@@ -50,7 +57,9 @@ def _column_array(name: str, values: pd.Series) -> vtk.vtkAbstractArray:
     return array
 
 
-def dataframe_to_table_node(scene: Any, df: pd.DataFrame, name: str | None = None, node: Any = None) -> Any:
+def dataframe_to_table_node(
+    scene: Any, df: pd.DataFrame, name: str | None = None, node: Any = None
+) -> Any:
     """Put ``df`` into a ``vtkMRMLTableNode`` (new, or ``node`` replaced in place) and return it."""
     index_names: list[str] = []
     original_names: list[str | None] = []
@@ -73,13 +82,15 @@ def dataframe_to_table_node(scene: Any, df: pd.DataFrame, name: str | None = Non
         table.AddColumn(_column_array(col, df[key]))
     node.SetAndObserveTable(table)
     node.SetUseColumnNameAsColumnHeader(True)
-    node.SetAttribute(DTYPES_ATTRIBUTE, json.dumps({c: str(df[k].dtype) for c, k in zip(columns, df.columns)}))
-    node.SetAttribute(INDEX_ATTRIBUTE, json.dumps({"columns": index_names, "names": original_names}))
+    dtypes = {c: str(df[k].dtype) for c, k in zip(columns, df.columns)}
+    node.SetAttribute(DTYPES_ATTRIBUTE, json.dumps(dtypes))
+    index = {"columns": index_names, "names": original_names}
+    node.SetAttribute(INDEX_ATTRIBUTE, json.dumps(index))
     return node
 
 
 def table_node_to_dataframe(node: Any) -> pd.DataFrame:
-    """A ``vtkMRMLTableNode`` as a DataFrame (dtypes and index restored when the node carries them)."""
+    """A ``vtkMRMLTableNode`` as a DataFrame (dtypes and index restored if the node has them)."""
     table = node.GetTable()
     data: dict[str, Any] = {}
     for i in range(table.GetNumberOfColumns()):
@@ -89,7 +100,9 @@ def table_node_to_dataframe(node: Any) -> pd.DataFrame:
             data[name] = [array.GetValue(j) for j in range(array.GetNumberOfValues())]
         elif isinstance(array, vtk.vtkDataArray):
             if array.GetNumberOfComponents() != 1:
-                raise InputError(f"table {node.GetName()!r}: column {name!r} has several components")
+                raise InputError(
+                    f"table {node.GetName()!r}: column {name!r} has several components"
+                )
             data[name] = numpy_support.vtk_to_numpy(array).copy()
         else:
             raise InputError(f"table {node.GetName()!r}: column {name!r} has unsupported type "

@@ -38,7 +38,7 @@ CALIBRATION_ATTRIBUTE = "HRpQCT.calibration"
 
 
 def array_to_image_data(array: np.ndarray) -> vtk.vtkImageData:
-    """A ``[z, y, x]`` array as single-component ``vtkImageData`` (deep copy, same dtype; bool -> uint8)."""
+    """A ``[z, y, x]`` array as 1-component ``vtkImageData`` (deep copy; bool stored as uint8)."""
     array = np.asarray(array)
     if array.ndim != 3:
         raise InputError(f"expected a 3D array (z, y, x), got shape {array.shape}")
@@ -58,7 +58,9 @@ def image_data_to_array(image: vtk.vtkImageData, where: str = "volume node") -> 
         raise InputError(f"{where}: has no image data")
     scalars = image.GetPointData().GetScalars()
     if scalars.GetNumberOfComponents() != 1:
-        raise InputError(f"{where}: {scalars.GetNumberOfComponents()} components per voxel, expected 1")
+        raise InputError(
+            f"{where}: {scalars.GetNumberOfComponents()} components per voxel, expected 1"
+        )
     nx, ny, nz = image.GetDimensions()
     return numpy_support.vtk_to_numpy(scalars).reshape(nz, ny, nx).copy()
 
@@ -87,7 +89,8 @@ def volume_to_node(
         labelmap = volume.unit == "label"
     cls = "vtkMRMLLabelMapVolumeNode" if labelmap else "vtkMRMLScalarVolumeNode"
     if node is None:
-        node = scene.AddNewNodeByClass(cls, name or (volume.source.stem if volume.source else "HRpQCT volume"))
+        default = volume.source.stem if volume.source else "HRpQCT volume"
+        node = scene.AddNewNodeByClass(cls, name or default)
     elif name:
         node.SetName(name)
     direction = np.asarray(volume.direction, dtype=float).reshape(3, 3)
