@@ -73,6 +73,10 @@ def manifest(tmp_path_factory) -> list[str]:
     cmake = shutil.which("cmake")
     if cmake is None:
         pytest.skip("cmake is not installed")
+    has_cc = shutil.which("cc") or shutil.which("gcc")
+    has_cxx = shutil.which("c++") or shutil.which("g++")
+    if not (has_cc and has_cxx):
+        pytest.skip("project() needs a C and a C++ compiler, as in any Slicer extension build")
     stub = tmp_path_factory.mktemp("slicer-stub")
     (stub / "SlicerConfig.cmake").write_text(_STUB_CONFIG)
     (stub / "UseSlicer.cmake").write_text("enable_testing()\n")
