@@ -134,6 +134,20 @@ class Radiomics:
     aggregation: str = "mean"  # patient level: mean over slices
     ablation_distances_mm: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 10.0)
     pyradiomics_version: str = "3.0.1"
+    # --- (not in the paper) choices documented in docs/radiomics.md; the shipped presets
+    # (Resources/radiomics-*.yaml) carry the same values and a test keeps them in step.
+    bin_width_hu: float = 25.0  # PyRadiomics' default for CT; also for the HU-scaled filters
+    bin_width_gradient_hu_per_mm: float = 400.0  # ~25 HU per 60.7 um pixel step
+    bin_width_lbp: float = 1.0  # LBP codes are integers 0..P+1
+    lbp2d_radius_px: float = 1.0
+    wavelet: str = "coif1"  # PyRadiomics' default, one level
+    min_region_px: int = 16  # PyRadiomics minimumROISize: a region needs more pixels than this
+    crop_margin_mm: float = 5.0  # slices cropped to the labelled limb's box plus this margin
+    # distance bands "ST<d>mm": tissue within d mm of the tibia's outer surface (Table III)
+    band_reference: tuple[str, ...] = ("TC", "TT")  # the tibia
+    band_tissues: tuple[str, ...] = ("SK", "MT", "AT")  # the soft-tissue compartment
+    aggregation_stats: tuple[str, ...] = ("mean", "median", "sd")  # available per patient
+
 
 
 @dataclass(frozen=True)
