@@ -16,6 +16,7 @@ from .errors import Cancelled, HRpQCTError
 # Sub-command modules (import order = order in --help).
 from . import demo as _demo  # noqa: F401,E402  demo
 from .phantom import commands as _phantom_commands  # noqa: F401,E402  phantom, phantom-cohort
+from .io import commands as _io_commands  # noqa: F401,E402  info
 
 
 def main(argv: list[str] | None = None) -> None:
