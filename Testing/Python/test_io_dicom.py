@@ -84,6 +84,17 @@ def test_series_folder_reads_as_hu(tmp_path, hu):
     assert vol.meta["unit_source"] == "RescaleType"
 
 
+def test_series_progress_and_cancel(tmp_path, hu):
+    from hrpqct.errors import Cancelled
+
+    write_series(tmp_path / "series", hu)
+    calls = []
+    read_scan(tmp_path / "series", progress=lambda done, total: calls.append(done))
+    assert calls and calls[-1] == 100
+    with pytest.raises(Cancelled):
+        read_scan(tmp_path / "series", progress=lambda done, total: False)
+
+
 def test_one_file_of_a_series_reads_the_whole_series(tmp_path, hu):
     files = write_series(tmp_path / "series", hu)
     vol = read_scan(files[2])

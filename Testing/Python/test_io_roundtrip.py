@@ -139,6 +139,17 @@ def test_atomic_path_keeps_extension_and_cleans_up(tmp_path):
     assert [f.name for f in tmp_path.iterdir()] == ["a.nii.gz"]
 
 
+def test_progress_and_cancel(tmp_path, hu_int16):
+    from hrpqct.errors import Cancelled
+
+    p = write_image(hu_int16, tmp_path / "scan.nrrd")
+    calls = []
+    read_scan(p, progress=lambda done, total: calls.append((done, total)))
+    assert calls[0] == (0, 100) and calls[-1] == (100, 100)
+    with pytest.raises(Cancelled, match="scan.nrrd"):
+        read_scan(p, progress=lambda done, total: False)
+
+
 def test_format_detected_by_content_without_extension(tmp_path, hu_int16):
     p = write_image(hu_int16, tmp_path / "scan.nrrd")
     bare = tmp_path / "scan_without_extension"

@@ -93,6 +93,8 @@ def read_dicom(
         if cancelled[0]:
             raise Cancelled(f"{p}: reading cancelled") from None
         raise InputError(f"{p}: cannot read the DICOM series ({_sitk_message(exc)})") from None
+    if cancelled[0]:
+        raise Cancelled(f"{p}: reading cancelled")
     if image.GetDimension() != 3 or (len(files) == 1 and image.GetSize()[2] == 1):
         raise InputError(
             f"{p}: one 2D DICOM image of size {image.GetSize()[:2]}; a 3D volume is needed "

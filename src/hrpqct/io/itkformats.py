@@ -143,6 +143,8 @@ def read_itk(
         if cancelled[0]:
             raise Cancelled(f"{path}: reading cancelled") from None
         raise InputError(f"{path}: cannot read the voxel data ({_sitk_message(exc)})") from None
+    if cancelled[0]:  # readers may finish despite Abort(); the caller asked to stop
+        raise Cancelled(f"{path}: reading cancelled")
     meta = {k: image.GetMetaData(k) for k in image.GetMetaDataKeys()}
     if _format_name(path) == "nifti":
         bad = _nifti_nonfinite(path, meta)
