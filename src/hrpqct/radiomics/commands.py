@@ -1,0 +1,117 @@
+"""``hrpqct radiomics`` (one scan) and ``hrpqct cohort`` (a manifest of scans)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .._cli import app
+
+__all__ = ["radiomics", "cohort", "write_table"]
+
+
+def write_table(table, path: Path) -> Path:
+    """Write a table atomically as Parquet (``.parquet``) or CSV (``.csv``)."""
+    from ..errors import InputError
+    from ..io import atomic_path
+
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise InputError(f"{path}: choose a .parquet or .csv output file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        if suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
+    return path
+
+
+def _stats(value: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in value.split(",") if s.strip())
+
+
+@app.command("radiomics")
+def radiomics(
+    scan: Path = typer.Argument(..., help="Scan file (Scanco, DICOM, NIfTI, NRRD, MHA); read in HU."),
+    seg: Path = typer.Argument(..., help="Final 7-region label map or Slicer .seg.nrrd."),
+    out: Path = typer.Option(..., "--out", "-o", help="Slice-level table (.parquet or .csv); the "
+                             "per-scan averages go next to it as <name>.patient.<ext>."),
+    preset: str = typer.Option("paper", help="'paper' (939 2D features per slice), '3d' (whole "
+                               "scan), or a PyRadiomics parameter file."),
+    regions: Optional[List[str]] = typer.Option(
+        None, "--regions", "-r",
+        help="Regions, comma-separated or repeated: TC,TT,FC,FT,MT,AT (default), SK, ST (all "
+             "soft tissue), ST<d>mm (soft tissue within d mm of the tibia, e.g. ST10mm)."),
+    stats: str = typer.Option("mean", help="Per-scan statistics over slices: mean,median,sd."),
+    slices: Optional[str] = typer.Option(None, help="Only these slices, e.g. '0:168:4' or '10,20'."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Radiomics and plain measures (area, volume, mean HU, mgHA/ccm) of one scan."""
+    from ..io import read_pair
+    from ..progress import cli_progress
+    from .masks import parse_regions
+    from .presets import load_preset
+    from .tables import aggregate, extract_volume
+
+    p = load_preset(preset)
+    names = parse_regions(regions)
+    image, labels = read_pair(scan, seg, unit="HU")
+    zs = _parse_slices(slices, image.shape[0])
+    n = 1 if p.ndim == 3 else len(zs if zs is not None else range(image.shape[0]))
+    with cli_progress(f"radiomics {scan.name}", total=n, enabled=not quiet) as cb:
+        table = extract_volume(image, labels, preset=p, regions=names, slices=zs, progress=cb)
+    table.insert(0, "scan_id", scan.name)
+    write_table(table, out)
+    patient = aggregate(table, stats=_stats(stats), by=["scan_id"])
+    ppath = out.with_name(f"{out.stem}.patient{out.suffix}")
+    write_table(patient, ppath)
+    if not quiet:
+        ok = int(table["reason"].isna().sum())
+        typer.echo(f"{len(table)} rows ({ok} with features) -> {out}; per scan -> {ppath}")
+
+
+def _parse_slices(spec: str | None, n: int):
+    from ..errors import InputError
+
+    if spec is None:
+        return None
+    try:
+        if ":" in spec:
+            parts = [int(p) if p else None for p in spec.split(":")]
+            return list(range(n))[slice(*parts)]
+        return [int(p) for p in spec.split(",") if p.strip()]
+    except ValueError:
+        raise InputError(f"--slices {spec!r}: use 'start:stop:step' or a comma list") from None
+
+
+@app.command("cohort")
+def cohort(
+    manifest: Path = typer.Argument(..., help="CSV with subject_id, scan, segmentation "
+                                    "[, scan_id, labels and clinical variables]."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumable)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j",
+                                          help="Worker processes (default: all cores)."),
+    scheduler: Optional[str] = typer.Option(
+        None, help="Dask: 'local' (embedded LocalCluster) or a scheduler address "
+                   "(tcp://host:8786). Default: local processes."),
+    preset: str = typer.Option("paper", help="'paper', '3d' or a PyRadiomics parameter file."),
+    regions: Optional[List[str]] = typer.Option(None, "--regions", "-r",
+                                                help="As for 'hrpqct radiomics'."),
+    stats: str = typer.Option("mean", help="Patient-level statistics: mean,median,sd."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Radiomics of every scan in a manifest: scans/*.parquet, patients.parquet, errors.csv."""
+    from ..progress import cli_progress
+    from .cohort import read_manifest, run_cohort
+
+    man = read_manifest(manifest)
+    with cli_progress("cohort", total=len(man), enabled=not quiet) as cb:
+        res = run_cohort(man, out, preset=preset, regions=regions, workers=workers,
+                         scheduler=scheduler, stats=_stats(stats), progress=cb)
+    typer.echo(f"{res.computed} computed, {res.skipped} already present, {res.failed} failed "
+               f"-> {out} (patients.parquet, errors.csv)")
+    if res.failed:
+        raise typer.Exit(code=1)
