@@ -9,24 +9,7 @@ import typer
 
 from .._cli import app
 
-__all__ = ["radiomics", "cohort", "write_table"]
-
-
-def write_table(table, path: Path) -> Path:
-    """Write a table atomically as Parquet (``.parquet``) or CSV (``.csv``)."""
-    from ..errors import InputError
-    from ..io import atomic_path
-
-    suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
-        raise InputError(f"{path}: choose a .parquet or .csv output file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        if suffix == ".parquet":
-            table.to_parquet(tmp, index=False)
-        else:
-            table.to_csv(tmp, index=False)
-    return path
+__all__ = ["radiomics", "cohort"]
 
 
 def _stats(value: str) -> tuple[str, ...]:
@@ -50,25 +33,28 @@ def radiomics(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Radiomics and plain measures (area, volume, mean HU, mgHA/ccm) of one scan."""
+    import pandas as pd
+
     from ..io import read_pair
     from ..progress import cli_progress
     from .masks import parse_regions
     from .presets import load_preset
-    from .tables import aggregate, extract_volume
+    from .tables import write_scan_features
 
     p = load_preset(preset)
     names = parse_regions(regions)
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        from ..errors import InputError
+
+        raise InputError(f"{out}: choose a .parquet or .csv output file")
     image, labels = read_pair(scan, seg, unit="HU")
     zs = _parse_slices(slices, image.shape[0])
     n = 1 if p.ndim == 3 else len(zs if zs is not None else range(image.shape[0]))
     with cli_progress(f"radiomics {scan.name}", total=n, enabled=not quiet) as cb:
-        table = extract_volume(image, labels, preset=p, regions=names, slices=zs, progress=cb)
-    table.insert(0, "scan_id", scan.name)
-    write_table(table, out)
-    patient = aggregate(table, stats=_stats(stats), by=["scan_id"])
-    ppath = out.with_name(f"{out.stem}.patient{out.suffix}")
-    write_table(patient, ppath)
+        out, ppath = write_scan_features(image, labels, out, scan_id=scan.name, preset=p,
+                                         regions=names, slices=zs, stats=_stats(stats), progress=cb)
     if not quiet:
+        table = pd.read_parquet(out) if out.suffix.lower() == ".parquet" else pd.read_csv(out)
         ok = int(table["reason"].isna().sum())
         typer.echo(f"{len(table)} rows ({ok} with features) -> {out}; per scan -> {ppath}")
 

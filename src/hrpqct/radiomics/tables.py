@@ -31,6 +31,8 @@ maximum, and every filter runs on the whole slice).
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -51,6 +53,8 @@ __all__ = [
     "aggregate",
     "to_wide",
     "limb_box",
+    "write_table",
+    "write_scan_features",
 ]
 
 MEASURE_COLUMNS = ("n_pixels", "area_mm2", "volume_mm3", "mean_HU", "sd_HU", "mean_mgHA_ccm")
@@ -279,3 +283,44 @@ def to_wide(table: pd.DataFrame, by: Sequence[str] = ("scan_id",), columns: Sequ
     wide.columns = [f"{r}_{v}" for v, r in wide.columns]
     ordered = [f"{r}_{v}" for r in regions for v in values]
     return wide[ordered].reset_index()
+
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a table atomically as Parquet (``.parquet``) or CSV (``.csv``); returns the path."""
+    from ..io import atomic_path
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise InputError(f"{path}: choose a .parquet or .csv output file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        if suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
+    return path
+
+
+def write_scan_features(
+    image: Volume,
+    labels: Volume,
+    out: str | os.PathLike,
+    *,
+    scan_id: str | None = None,
+    stats: Sequence[str] = (RADIOMICS.aggregation,),
+    **kwargs,
+) -> tuple[Path, Path]:
+    """Features of one scan to files: the slice-level table to ``out`` (``.parquet``/``.csv``)
+    and the per-scan aggregate next to it as ``<name>.patient<ext>``.
+
+    ``kwargs`` go to :func:`extract_scan` (``preset``, ``regions``, ``slices``, ``progress``...).
+    Returns both paths. This is what ``hrpqct radiomics`` and the demo write.
+    """
+    out = Path(out)
+    table = extract_volume(image, labels, **kwargs)
+    table.insert(0, "scan_id", scan_id or (image.source.name if image.source else out.stem))
+    write_table(table, out)
+    patient = aggregate(table, stats=stats, by=["scan_id"])
+    ppath = write_table(patient, out.with_name(f"{out.stem}.patient{out.suffix}"))
+    return out, ppath
