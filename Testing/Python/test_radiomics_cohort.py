@@ -146,7 +146,7 @@ def test_manifest_checks(tmp_path):
     assert m["scan"][0] == str(tmp_path.resolve() / "a.nrrd") and m["segmentation"][0] == "/abs/b.nrrd"
 
 
-def test_cli_commands(cohort_dir, tmp_path):
+def test_cli_commands(cohort_dir, clean, tmp_path):
     from typer.testing import CliRunner
 
     from hrpqct._cli import app
