@@ -21,26 +21,13 @@ from .radiomics import commands as _radiomics_commands  # noqa: F401,E402  radio
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; project errors are printed as one clear line and exit with status 2."""
+    """Run the CLI. Usage errors are reported by typer; the project's own errors (bad input,
+    missing model...) are printed as one clear line and exit with status 2 (130 when cancelled)."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="hrpqct")  # standalone: typer formats usage errors and exits
     except HRpQCTError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(130 if isinstance(exc, Cancelled) else 2)
-    except KeyboardInterrupt:
-        Console(stderr=True).print("[bold red]interrupted[/]")
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors arrive here with standalone_mode=False
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
 
 
 if __name__ == "__main__":
