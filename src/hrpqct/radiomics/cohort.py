@@ -29,7 +29,9 @@ Parallelism: local worker processes by default (``workers``, default: all cores)
 ``scheduler`` a Dask cluster: ``"local"`` starts an embedded ``dask.distributed.LocalCluster``
 with ``workers`` single-threaded worker processes, any other value is a scheduler address
 (``tcp://host:8786``). Every worker limits BLAS and SimpleITK to one thread, so ``workers``
-processes use ``workers`` cores.
+processes use ``workers`` cores. Worker processes are started with ``spawn`` (no threads or locks
+inherited from the caller), so a script calling :func:`run_cohort` with more than one worker
+needs the usual ``if __name__ == "__main__":`` guard (the ``hrpqct cohort`` command has it).
 """
 
 from __future__ import annotations
@@ -167,22 +169,22 @@ def _run_processes(jobs, workers, on_done):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    # spawn: workers start clean (no inherited threads or locks from the caller)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(process_scan, job): job for job in jobs}
-        try:
-            for fut in as_completed(futures):
-                job = futures[fut]
-                try:
-                    on_done(fut.result())
-                except Cancelled:
-                    raise
-                except Exception as exc:  # the worker process itself died
-                    on_done(_worker_died(job, exc))
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    # spawn: workers start clean (no inherited threads or locks from the caller); the calling
+    # script therefore needs the usual `if __name__ == "__main__":` guard
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+    futures = {pool.submit(process_scan, job): job for job in jobs}
+    try:
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                res = fut.result()
+            except Exception as exc:  # the worker process itself died (killed, out of memory)
+                res = _worker_died(job, exc)
+            on_done(res)
+    except BaseException:  # cancelled, Ctrl-C: do not wait for the queued scans
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _run_dask(jobs, workers, scheduler, on_done):
@@ -207,11 +209,10 @@ def _run_dask(jobs, workers, scheduler, on_done):
         try:
             for fut in as_completed(futures):
                 try:
-                    on_done(fut.result())
-                except Cancelled:
-                    raise
-                except Exception as exc:
-                    on_done(_worker_died(by_key[fut.key], exc))
+                    res = fut.result()
+                except Exception as exc:  # the worker died or the cluster lost it
+                    res = _worker_died(by_key[fut.key], exc)
+                on_done(res)
         except BaseException:
             client.cancel(futures)
             raise
@@ -229,7 +230,7 @@ def _worker_died(job, exc) -> dict:
               "message": f"worker failed: {exc}"}
     with atomic_path(Path(job["out_dir"]) / "errors" / f"{job['scan_id']}.json") as tmp:
         tmp.write_text(json.dumps(record, indent=1))
-    return {"scan_id": job["scan_id"], "status": "error", **record}
+    return {"status": "error", "seconds": float("nan"), **record}
 
 
 # --- the run --------------------------------------------------------------------------------
