@@ -130,7 +130,7 @@ def test_patient_aggregation(table):
         w = allrows["n_pixels"].to_numpy(float)
         good = w > 0
         assert a["mean_HU"] == pytest.approx(np.sum(allrows["mean_HU"].to_numpy()[good] * w[good]) / w.sum())
-    only_mean = aggregate(t, by=["scan_id"])
+    only_mean = aggregate(t.assign(subject_id="P1"), by=["scan_id"])  # text columns are left out
     assert f in only_mean and f + "__sd" not in only_mean
     with pytest.raises(InputError):
         aggregate(t, stats=("mode",))
@@ -170,6 +170,8 @@ def test_bad_inputs():
         extract_scan(img, lab.astype(float), (1, 1, 1))
     with pytest.raises(InputError):
         extract_scan(img, lab, (1, 1, 0))
+    with pytest.raises(InputError, match="final region labels"):
+        extract_scan(img, np.where(lab > 0, 127, 0).astype(np.uint8), (1, 1, 1))
     bad = img.copy()
     bad[0, 32, 32] = np.nan
     with pytest.raises(InputError, match="NaN"):

@@ -41,6 +41,7 @@ import pandas as pd
 from ..errors import InputError
 from ..method import RADIOMICS, Radiomics
 from ..progress import ProgressCallback, report
+from ..regions import REGIONS
 from ..volume import Calibration, Volume
 from .engine import MultiRegionExtractor
 from .masks import parse_regions, region_masks
@@ -123,6 +124,12 @@ def extract_scan(
         raise InputError(f"spacing must be 3 positive values (x, y, z) in mm, got {tuple(spacing)}")
     if not np.issubdtype(labels.dtype, np.integer):
         raise InputError(f"label map must hold integers, got {labels.dtype}")
+    present = np.unique(labels)
+    unknown = sorted(set(present.tolist()) - {0, *(r.label for r in REGIONS)})
+    if unknown:
+        raise InputError(f"label map has values {unknown[:10]} that are not final region labels "
+                         f"({', '.join(f'{r.label} {r.code}' for r in REGIONS)}); radiomics needs "
+                         "the final 7-region map")
     preset = load_preset(preset)
     names = parse_regions(regions)
     dx, dy, dz = (float(s) for s in spacing)
@@ -219,14 +226,16 @@ def aggregate(
 
     ``stats``: any of ``"mean"`` (the paper's; feature names unchanged), ``"median"``,
     ``"sd"`` (sample SD, ddof 1). ``by``: id columns besides ``region`` (e.g. ``scan_id``).
-    Only rows without a ``reason`` enter the feature statistics.
+    Only rows without a ``reason`` enter the feature statistics; other non-numeric columns are
+    left out.
     """
     for s in stats:
         if s not in _STAT_SUFFIX:
             raise InputError(f"unknown statistic {s!r}; choose from {list(_STAT_SUFFIX)}")
     keys = [*by, "region"]
     fixed = {*keys, *_KEY_COLUMNS, *MEASURE_COLUMNS}
-    feats = [c for c in table.columns if c not in fixed and c not in by]
+    feats = [c for c in table.columns if c not in fixed and c not in by
+             and pd.api.types.is_numeric_dtype(table[c])]
     order = list(dict.fromkeys(table["region"]))
     out = []
     for key, g in table.groupby(keys, sort=False, dropna=False):
