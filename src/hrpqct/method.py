@@ -107,8 +107,15 @@ class PostProcessing:
     # Cortex counted as broken when (hull area - enclosed area) / hull area exceeds this
     # (not in the paper: the paper compares the two areas without giving a tolerance).
     hull_gap_tolerance: float = 0.02
-    closing_radius_mm: float = 1.0  # (not in the paper) disk radius of the morphological closing
+    # (not in the paper) disk radius of the first morphological closing tried; radii then grow by
+    # closing_step_mm up to max_closing_radius_mm, and the smallest one that encloses is used.
+    closing_radius_mm: float = 0.5
     max_closing_radius_mm: float = 4.0  # (not in the paper) largest radius tried before giving up
+    closing_step_mm: float = 0.5  # (not in the paper) radius increment between two closings
+    # (not in the paper) pixel connectivity of the one-component rule (8: a diagonal touch
+    # connects; the background of the enclosure test is then 4-connected, so a one-pixel-thick
+    # diagonal cortex still encloses).
+    connectivity: int = 8
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,10 @@ class SoftTissue:
     adipose_hu: tuple[float, float] = (-600.0, -200.0)
     min_seed_px: int = 30
     dilation_steps: int = 20  # one-pixel dilations
-    tie_threshold_hu: float = -50.0  # above: myotendinous, below: adipose
+    tie_threshold_hu: float = -50.0  # above: myotendinous, below: adipose (equal: myotendinous)
+    # (not in the paper) connectivity of seed components and of the one-pixel dilation
+    # (8: a 3 x 3 square, so 20 dilations reach 20 pixels along rows, columns and diagonals).
+    connectivity: int = 8
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,470 @@
+"""Topology rules for the model's 5-class map (METHOD.md "Post-processing").
+
+Per 2D slice ``[y, x]`` (volumes ``[z, y, x]`` slice by slice), in this order:
+
+1. **One component per class.** Every class keeps one connected component, the largest
+   (``PostProcessing.connectivity``, 8 by default). Every other component (a *fragment*) takes
+   the majority label of the pixels touching it from outside (its 8-neighbours that are not in
+   it). Fragments are resolved against *settled* pixels only (pixels of a kept component), so
+   two neighbouring fragments cannot swap labels; a fragment surrounded only by other fragments
+   waits for the next pass, and passes repeat until nothing changes. Ties go to the lowest label
+   value. Each assigned fragment joins a kept component of its new label, so one pass over all
+   fragments reaches the fixed point. Background (0) is a class too, except that every
+   background component touching the image border is kept (air in several corners is still
+   air); enclosed background holes take their neighbours' label. Two exemptions keep anatomy
+   intact: in step 1, cortical pieces that the largest allowed closing could join to the main
+   cortex (gap <= 2 x ``max_closing_radius_mm``) are kept for step 2; in step 3, everything a
+   closed cortex encloses stays trabecular even if a cortical strut splits it in two.
+2. **Cortical continuity**, per bone (tibia 1/2, fibula 3/4). The cortex encloses area
+   ``A0 = |fill_holes(cortex)|``; it is broken when ``(|hull| - A0) / |hull|`` exceeds
+   ``hull_gap_tolerance`` (hull = convex hull of the cortex). A broken cortex is closed with
+   disks of radius ``closing_radius_mm``, ``+ closing_step_mm``, ... up to
+   ``max_closing_radius_mm`` (mm from the pixel spacing) and the smallest radius that encloses is
+   used: the hull gap falls within the tolerance, or the enclosed area is within
+   ``tolerance x |hull|`` of what the largest radius encloses (so a cortex whose outline is
+   concave, not broken, is not forced to its hull). If even the largest radius encloses no more
+   than ``tolerance x |hull|`` beyond ``A0``, the cortex is left as it is. Closing pixels never
+   touch the other bone (its pixels dilated by one pixel are excluded), so the tibial and fibular
+   cortices cannot merge. The closing is computed exactly with Euclidean distance transforms
+   (dilation = distance to the cortex <= r, erosion = distance to the outside > r), identical to
+   ``binary_closing`` with the disk ``{(dy, dx): |(dy*sy, dx*sx)| <= r}`` on a zero-padded grid.
+3. Everything the (closed) cortex encloses becomes that bone's trabecular class; trabecular
+   pixels of that bone outside it become fragments; then step 1 is run again without the
+   cortical exemption, so the output has exactly one component per class (plus border air and
+   enclosed trabecular pieces).
+
+Work is done on the bounding box of the limb (plus one pixel) and of each bone, so the cost
+scales with the anatomy, not the field of view.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.spatial import ConvexHull, QhullError
+from skimage.measure import label as _cc_label
+
+from ..errors import InputError
+from ..method import POSTPROCESSING, PostProcessing
+from ..progress import ProgressCallback, report
+from ..regions import BACKGROUND, MODEL_CLASSES, model_class
+
+__all__ = [
+    "SliceInfo",
+    "postprocess",
+    "postprocess_slice",
+    "reassign_fragments",
+    "close_cortex",
+    "closing_mm",
+    "hull_area_px",
+    "inplane_sampling",
+    "BONES",
+]
+
+#: (cortical label, trabecular label) per bone, tibia first, from hrpqct.regions.
+BONES: tuple[tuple[int, int], ...] = (
+    (model_class("TC").label, model_class("TT").label),
+    (model_class("FC").label, model_class("FT").label),
+)
+_MAX_MODEL_LABEL = max(r.label for r in MODEL_CLASSES)
+_FORCE_OFFSET = 64  # label offset that separates forced pixels into their own components
+_EPS_MM = 1e-9  # tolerance on "distance <= radius" so float rounding cannot flip a pixel
+
+
+@dataclass
+class SliceInfo:
+    """What the topology rules did to one slice."""
+
+    fragments: int = 0  # fragments reassigned (both passes)
+    pixels_changed: int = 0
+    #: per bone code ("TC", "FC"): 0.0 intact, radius used (mm), or nan when broken but not
+    #: closable within max_closing_radius_mm
+    closing_mm: dict[str, float] = field(default_factory=dict)
+    hull_gap: dict[str, float] = field(default_factory=dict)  # (|hull| - A0) / |hull| before
+
+
+# --- small helpers ------------------------------------------------------------------------------
+def inplane_sampling(spacing) -> tuple[float, float]:
+    """In-plane pixel size ``(sy, sx)`` in mm from an ITK-order spacing ``(x, y[, z])``."""
+    sp = tuple(float(s) for s in np.ravel(spacing))
+    if len(sp) not in (2, 3) or any(not math.isfinite(s) or s <= 0 for s in sp):
+        raise InputError(f"spacing must be 2 or 3 positive numbers (x, y[, z]) in mm, got {spacing}")
+    return (sp[1], sp[0])
+
+
+def _structure(connectivity: int) -> np.ndarray:
+    if connectivity == 8:
+        return np.ones((3, 3), dtype=bool)
+    if connectivity == 4:
+        return ndi.generate_binary_structure(2, 1)
+    raise InputError(f"connectivity must be 4 or 8, got {connectivity}")
+
+
+def _offsets(connectivity: int) -> list[tuple[int, int]]:
+    s = _structure(connectivity)
+    return [(dy - 1, dx - 1) for dy in range(3) for dx in range(3) if s[dy, dx] and (dy, dx) != (1, 1)]
+
+
+def _fill_holes(mask: np.ndarray, connectivity: int = 8) -> np.ndarray:
+    """Fill holes of a foreground with ``connectivity``; the background uses the complementary one.
+
+    Same result as ``ndi.binary_fill_holes(mask, structure=<complementary>)`` (background
+    components not touching the array border are holes), by labelling instead of propagation.
+    """
+    comp, n = ndi.label(~mask, structure=_structure(12 - connectivity))
+    if n == 0:
+        return mask.copy()
+    hole = np.ones(n + 1, dtype=bool)
+    hole[0] = False
+    hole[comp[0]] = hole[comp[-1]] = hole[comp[:, 0]] = hole[comp[:, -1]] = False
+    return mask | hole[comp]
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+
+def _window(shape, box, pad: int):
+    """Slices of ``box`` grown by ``pad`` clipped to ``shape`` and the zero padding still needed."""
+    y0, y1, x0, x1 = box
+    Y0, Y1, X0, X1 = y0 - pad, y1 + pad, x0 - pad, x1 + pad
+    sl = (slice(max(Y0, 0), min(Y1, shape[0])), slice(max(X0, 0), min(X1, shape[1])))
+    padw = ((max(0, -Y0), max(0, Y1 - shape[0])), (max(0, -X0), max(0, X1 - shape[1])))
+    return sl, padw
+
+
+def _unpad(a: np.ndarray, padw) -> np.ndarray:
+    (t, b), (l, r) = padw
+    return a[t : a.shape[0] - b, l : a.shape[1] - r]
+
+
+def hull_area_px(mask: np.ndarray) -> int:
+    """Number of pixels whose centres lie in (or on) the convex hull of the mask's pixel centres.
+
+    The same count as ``skimage.morphology.convex_hull_image(mask, offset_coordinates=False)``
+    (0 when the hull is degenerate, e.g. collinear pixels), computed from the hull polygon row by
+    row instead of testing every pixel.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return 0
+    m = mask[rows]
+    left = np.argmax(m, axis=1)
+    right = m.shape[1] - 1 - np.argmax(m[:, ::-1], axis=1)
+    pts = np.unique(np.concatenate([np.c_[rows, left], np.c_[rows, right]]), axis=0).astype(float)
+    try:
+        hull = ConvexHull(pts)
+    except (QhullError, ValueError):
+        return 0
+    v = pts[hull.vertices]
+    y0, x0 = v[:, 0], v[:, 1]
+    y1, x1 = np.roll(y0, -1), np.roll(x0, -1)
+    ys = np.arange(int(v[:, 0].min()), int(v[:, 0].max()) + 1, dtype=float)[:, None]
+    lo, hi = np.minimum(y0, y1), np.maximum(y0, y1)
+    cross = (ys >= lo) & (ys <= hi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(hi > lo, (ys - y0) / (y1 - y0), 0.0)
+    xa = np.where(cross, x0 + t * (x1 - x0), np.nan)
+    xb = np.where(cross & (hi == lo), x1, np.nan)  # horizontal edge: both ends
+    xs = np.concatenate([xa, xb], axis=1)
+    xl, xr = np.nanmin(xs, axis=1), np.nanmax(xs, axis=1)
+    n = np.floor(xr + 1e-9) - np.ceil(xl - 1e-9) + 1
+    return int(np.clip(n, 0, None).sum())
+
+
+def closing_mm(mask: np.ndarray, radius_mm: float, sampling: tuple[float, float],
+               dist_to_mask: np.ndarray | None = None) -> np.ndarray:
+    """Binary closing of a 2D mask by the disk of ``radius_mm`` (mm, pixel size ``sampling``).
+
+    Exact via Euclidean distance transforms; pixels outside the array count as background, as in
+    ``scipy.ndimage.binary_closing`` on a grid padded with zeros by more than the radius. The
+    mask must already be padded that much (the caller's job); ``dist_to_mask`` (distance in mm
+    to the nearest mask pixel) may be passed to share it between radii.
+    """
+    if dist_to_mask is None:
+        dist_to_mask = ndi.distance_transform_edt(~mask, sampling=sampling)
+    dilated = dist_to_mask <= radius_mm + _EPS_MM
+    return ndi.distance_transform_edt(dilated, sampling=sampling) > radius_mm + _EPS_MM
+
+
+def _radii(params: PostProcessing) -> list[float]:
+    r, out = params.closing_radius_mm, []
+    step = params.closing_step_mm if params.closing_step_mm > 0 else math.inf
+    while r <= params.max_closing_radius_mm + 1e-9:
+        out.append(r)
+        r += step
+    if not out or out[-1] < params.max_closing_radius_mm - 1e-9:
+        out.append(params.max_closing_radius_mm)
+    return out
+
+
+# --- step 1: one component per class -----------------------------------------------------------
+def reassign_fragments(labels: np.ndarray, *, connectivity: int = 8,
+                       protected: np.ndarray | None = None,
+                       force: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Keep one connected component per class of a 2D label map; give fragments their neighbours' label.
+
+    ``labels``: 2D integer map. Kept per class: components touching ``protected`` if any, else
+    the largest; for background (0) every component touching the image border if any. Pixels in
+    ``force`` are always fragments (their components are computed separately). Returns the new
+    map (same dtype) and the number of fragments reassigned. Fragments with no settled
+    neighbour at all (possible only if they fill the image) keep their label.
+    """
+    lab = np.asarray(labels)
+    if lab.ndim != 2:
+        raise InputError(f"reassign_fragments needs a 2D label map, got shape {lab.shape}")
+    out = lab.copy()
+    if lab.size == 0:
+        return out, 0
+    work = lab.astype(np.int32)
+    if force is not None and force.any():
+        work[force] += _FORCE_OFFSET
+    comp = _cc_label(work, background=-1, connectivity=1 if connectivity == 4 else 2)
+    n = int(comp.max())
+    if n <= 1:
+        return out, 0
+    sizes = np.bincount(comp.ravel(), minlength=n + 1)
+    cls = np.empty(n + 1, dtype=np.int32)
+    cls[comp.ravel()] = work.ravel()
+    forced = cls >= _FORCE_OFFSET
+    cls[forced] -= _FORCE_OFFSET
+
+    keep = np.zeros(n + 1, dtype=bool)
+    prot_ids = np.unique(comp[protected]) if protected is not None and protected.any() else None
+    border = np.unique(np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]]))
+    for c in np.unique(cls[1:]):
+        ids = np.flatnonzero((cls == c) & ~forced)
+        ids = ids[ids > 0]
+        if ids.size == 0:
+            continue
+        chosen = None
+        if prot_ids is not None:
+            chosen = np.intersect1d(ids, prot_ids, assume_unique=False)
+        if (chosen is None or chosen.size == 0) and c == BACKGROUND:
+            chosen = np.intersect1d(ids, border)
+        if chosen is None or chosen.size == 0:
+            chosen = ids[[np.argmax(sizes[ids])]]
+        keep[chosen] = True
+    keep[0] = True  # comp 0 does not occur (background=-1); guard anyway
+    frag = ~keep
+    if not frag[1:].any():
+        return out, 0
+
+    H, W = comp.shape
+    frag_pix = frag[comp]
+    offs = _offsets(connectivity)
+    nlab = int(max(_MAX_MODEL_LABEL, lab.max())) + 1
+    n_frag = int(frag[1:].sum())
+    flat_out = out.reshape(-1)
+    while True:
+        ys, xs = np.nonzero(frag_pix)
+        if ys.size == 0:
+            break
+        fid = comp[ys, xs]
+        keys = []
+        for dy, dx in offs:
+            ny, nx = ys + dy, xs + dx
+            ok = (ny >= 0) & (ny < H) & (nx >= 0) & (nx < W)
+            ny, nx, f = ny[ok], nx[ok], fid[ok]
+            settled = ~frag_pix[ny, nx]
+            keys.append(f[settled].astype(np.int64) * (H * W) + (ny[settled] * W + nx[settled]))
+        keys = np.unique(np.concatenate(keys))  # each outside pixel counted once per fragment
+        if keys.size == 0:
+            break
+        f_of = keys // (H * W)
+        nb_lab = flat_out[keys % (H * W)].astype(np.int64)
+        uf, inv = np.unique(f_of, return_inverse=True)
+        votes = np.bincount(inv * nlab + nb_lab, minlength=uf.size * nlab).reshape(uf.size, nlab)
+        winner = np.argmax(votes, axis=1)  # first maximum: ties go to the lowest label
+        new_lab = np.full(n + 1, -1, dtype=np.int64)
+        new_lab[uf] = winner
+        resolved = frag_pix & (new_lab[comp] >= 0)
+        out[resolved] = new_lab[comp[resolved]].astype(out.dtype)
+        frag_pix &= ~resolved
+    return out, n_frag
+
+
+def _cortex_pieces_to_keep(lab: np.ndarray, cortex: int, trabecular: int, sampling,
+                           params: PostProcessing) -> np.ndarray | None:
+    """Cortical pieces to keep for the closing (None if the cortex is in one piece).
+
+    The largest piece, and every piece that touches this bone's trabecular class and that the
+    largest closing could join to it (gap <= 2 x max radius, chained through such pieces). A
+    cortical speck in the soft tissue touches no marrow and is left to the one-component rule.
+    """
+    c_full = lab == cortex
+    box = _bbox(c_full)
+    if box is None:
+        return None
+    conn = 1 if params.connectivity == 4 else 2
+    r = params.max_closing_radius_mm
+    pad = int(math.ceil(r / min(sampling))) + 2
+    sl, padw = _window(c_full.shape, box, pad)
+    c = c_full[sl]
+    comp = _cc_label(c, connectivity=conn)
+    if comp.max() <= 1:
+        return None
+    sizes = np.bincount(comp.ravel())
+    sizes[0] = 0
+    main = int(np.argmax(sizes))
+    eligible = np.zeros(sizes.size, dtype=bool)
+    trab = lab[sl] == trabecular
+    ys, xs = np.nonzero(c & (comp != main))
+    for dy, dx in _offsets(8):  # pieces with a trabecular pixel among their 8-neighbours
+        ny, nx = ys + dy, xs + dx
+        ok = (ny >= 0) & (ny < c.shape[0]) & (nx >= 0) & (nx < c.shape[1])
+        hit = trab[ny[ok], nx[ok]]
+        eligible[comp[ys[ok][hit], xs[ok][hit]]] = True
+    eligible[main] = True
+    eligible[0] = False
+    c = eligible[comp]
+    grown = _unpad(ndi.distance_transform_edt(~np.pad(c, padw), sampling=sampling) <= r + _EPS_MM,
+                   padw)
+    g = _cc_label(grown, connectivity=conn)
+    target = g[comp == main][0]
+    keep = np.zeros_like(c_full)
+    keep[sl] = (g == target) & c
+    return keep
+
+
+# --- step 2: cortical continuity ---------------------------------------------------------------
+def close_cortex(labels: np.ndarray, sampling: tuple[float, float], cortex: int, trabecular: int,
+                 other_bone: tuple[int, ...] = (), params: PostProcessing = POSTPROCESSING,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """Close one bone's cortex if broken and make what it encloses trabecular (2D).
+
+    ``sampling`` is the pixel size ``(sy, sx)`` in mm. Returns ``(labels, interior, outside,
+    radius_mm, hull_gap)``: the new map; the enclosed pixels (now ``trabecular``); this bone's
+    trabecular pixels outside the enclosure (to be reassigned); the closing radius used (0 for an
+    intact cortex, nan when broken but not closable) and the hull gap before closing.
+    """
+    lab = labels.copy()
+    c_full = lab == cortex
+    box = _bbox(c_full)
+    empty = np.zeros(lab.shape, dtype=bool)
+    if box is None:
+        return lab, empty, empty, 0.0, 0.0
+    conn = params.connectivity
+    pad = int(math.ceil(params.max_closing_radius_mm / min(sampling))) + 2
+    sl, padw = _window(lab.shape, box, pad)
+    lw = np.pad(lab[sl], padw)  # zero padding = background
+    c = lw == cortex
+    hull_area = hull_area_px(c)
+    filled = _fill_holes(c, conn)
+    a0 = int(filled.sum())
+    gap0 = (hull_area - a0) / hull_area if hull_area else 0.0
+    radius = 0.0
+    closed = c
+    if gap0 > params.hull_gap_tolerance:
+        dist = ndi.distance_transform_edt(~c, sampling=sampling)
+        radii = _radii(params)
+        slack = params.hull_gap_tolerance * hull_area
+        c_max = closing_mm(c, radii[-1], sampling, dist)
+        a_max = int(_fill_holes(c_max, conn).sum())
+        radius = math.nan
+        if a_max - a0 > slack:
+            for r in radii:
+                cr = c_max if r == radii[-1] else closing_mm(c, r, sampling, dist)
+                ar = int(_fill_holes(cr, conn).sum())
+                if (hull_area - ar) <= slack or ar >= a_max - slack:
+                    closed, radius = cr, float(r)
+                    break
+    other = np.isin(lw, other_bone) if other_bone else np.zeros_like(c)
+    if closed is not c:
+        forbidden = ndi.binary_dilation(other, structure=np.ones((3, 3), bool)) if other.any() else other
+        added = closed & ~c & ~forbidden
+        closed = c | added
+        lw[added] = cortex
+        filled = _fill_holes(closed, conn)
+    interior = filled & ~closed & ~other
+    trab = lw == trabecular
+    outside = trab & ~filled
+    if not interior.any() or np.count_nonzero(trab & filled) < np.count_nonzero(outside):
+        # No enclosure (broken beyond repair, or a cortex that encloses nothing), or one that
+        # holds less of the trabecular bone than lies outside it: leave the trabecular pixels to
+        # the one-component rule rather than erase most of them.
+        interior = np.zeros_like(interior)
+        outside = np.zeros_like(outside)
+    lw[interior] = trabecular
+    lab[sl] = _unpad(lw, padw)
+    inter_full, out_full = empty.copy(), empty.copy()
+    inter_full[sl] = _unpad(interior, padw)
+    out_full[sl] = _unpad(outside, padw)
+    return lab, inter_full, out_full, radius, float(gap0)
+
+
+# --- per slice and per volume ------------------------------------------------------------------
+def postprocess_slice(labels: np.ndarray, spacing, params: PostProcessing = POSTPROCESSING,
+                      ) -> tuple[np.ndarray, SliceInfo]:
+    """Apply the topology rules to one 2D 5-class slice ``[y, x]``; spacing ``(x, y[, z])`` mm."""
+    lab = np.asarray(labels)
+    sampling = inplane_sampling(spacing)
+    out = lab.copy()
+    info = SliceInfo()
+    box = _bbox(lab != BACKGROUND)
+    if box is None:
+        return out, info
+    sl, _ = _window(lab.shape, box, 1)  # one pixel of margin keeps "touches the border" exact
+    w = lab[sl]
+    conn = params.connectivity
+    keep = None
+    for cortex, trab in BONES:
+        k = _cortex_pieces_to_keep(w, cortex, trab, sampling, params)
+        if k is not None:
+            keep = k if keep is None else keep | k
+    w, nf1 = reassign_fragments(w, connectivity=conn, protected=keep)
+    interiors = np.zeros(w.shape, dtype=bool)
+    outside = np.zeros(w.shape, dtype=bool)
+    for i, (cortex, trab) in enumerate(BONES):
+        others = tuple(v for j, b in enumerate(BONES) if j != i for v in b)
+        w, inter, outs, radius, gap = close_cortex(w, sampling, cortex, trab, others, params)
+        code = model_class(cortex).code
+        info.closing_mm[code] = radius
+        info.hull_gap[code] = gap
+        interiors |= inter
+        outside |= outs
+    outside &= ~interiors
+    w, nf2 = reassign_fragments(w, connectivity=conn, protected=interiors, force=outside)
+    info.fragments = nf1 + nf2
+    out[sl] = w
+    info.pixels_changed = int(np.count_nonzero(out != lab))
+    return out, info
+
+
+def _check_labels(lab: np.ndarray) -> None:
+    if lab.ndim not in (2, 3):
+        raise InputError(f"label map must be 2D [y, x] or 3D [z, y, x], got shape {lab.shape}")
+    if not (np.issubdtype(lab.dtype, np.integer) or lab.dtype == bool):
+        raise InputError(f"label map must hold integers, got dtype {lab.dtype}")
+    if lab.size and (lab.min() < 0 or lab.max() > _MAX_MODEL_LABEL):
+        bad = np.unique(lab[(lab < 0) | (lab > _MAX_MODEL_LABEL)])[:10]
+        raise InputError(
+            f"label map has values {bad.tolist()} outside the model's classes 0-{_MAX_MODEL_LABEL}")
+
+
+def postprocess(labels: np.ndarray, spacing, params: PostProcessing = POSTPROCESSING,
+                progress: ProgressCallback | None = None, *, return_info: bool = False):
+    """Topology rules on a 5-class map, 2D ``[y, x]`` or 3D ``[z, y, x]`` (slice by slice).
+
+    ``spacing``: ``(x, y[, z])`` in mm (ITK order). Returns a new map of the same shape and dtype,
+    and with ``return_info=True`` also a list of :class:`SliceInfo` (one per slice).
+    """
+    lab = np.asarray(labels)
+    _check_labels(lab)
+    if lab.ndim == 2:
+        out, info = postprocess_slice(lab, spacing, params)
+        return (out, [info]) if return_info else out
+    out = np.empty_like(lab)
+    infos = []
+    for z in range(lab.shape[0]):
+        out[z], info = postprocess_slice(lab[z], spacing, params)
+        infos.append(info)
+        report(progress, z + 1, lab.shape[0])
+    return (out, infos) if return_info else out
