@@ -117,8 +117,8 @@ def bench_cohort(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-radiomics-"))
     try:
         manifest = make_cohort(tmp, args)
-        print(f"== cohort runner: {args.scans} scans x {args.scan_slices} slices of {args.size} px, "
-              f"six regions; {load()}")
+        print(f"== cohort runner: {args.scans} scans x {args.scan_slices} slices of {args.size} "
+              f"px, six regions; {load()}")
         times = {}
         for workers in (1, 2):
             out = tmp / f"out{workers}"
@@ -142,9 +142,11 @@ def bench_cohort(args) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=800, help="slice side, pixels")
-    ap.add_argument("--spacing", type=float, default=0.1214, help="pixel size, mm (800 px: 2 x 60.7 um)")
+    ap.add_argument("--spacing", type=float, default=0.1214,
+                    help="pixel size, mm (800 px: 2 x 60.7 um)")
     ap.add_argument("--slices", type=int, default=2, help="slices for engine vs plain")
     ap.add_argument("--scans", type=int, default=4, help="scans in the cohort part")
     ap.add_argument("--scan-slices", type=int, default=2, help="slices per cohort scan")

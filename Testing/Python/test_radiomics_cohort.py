@@ -74,16 +74,19 @@ def test_clean_run_tables(cohort_dir, clean):
     p = clean.patients
     assert (clean.computed, clean.skipped, clean.failed) == (N_GOOD, 0, 1)
     assert p.shape[0] == N_GOOD * 2
-    assert p.columns[:6].tolist() == ["subject_id", "scan_id", "osteoporosis", "age", "region", "n_slices"]
+    assert p.columns[:6].tolist() == ["subject_id", "scan_id", "osteoporosis", "age", "region",
+                                      "n_slices"]
     assert p["region"].tolist() == ["TT", "MT"] * N_GOOD
     assert (p["n_slices"] == 2).all() and p["mean_mgHA_ccm"].notna().all()
     assert p["original_firstorder_Mean"].notna().all()
     e = pd.read_csv(cohort_dir / "clean" / "errors.csv")
     assert e["scan_id"].tolist() == ["X-L"] and "missing.nrrd" in e["message"][0]
     t = pd.read_parquet(cohort_dir / "clean" / "scans" / "P0-L.parquet")
-    assert t.shape == (2 * 2, 2 + 9 + 939) and t.columns[:4].tolist() == ["subject_id", "scan_id", "slice", "region"]
+    assert t.shape == (2 * 2, 2 + 9 + 939)
+    assert t.columns[:4].tolist() == ["subject_id", "scan_id", "slice", "region"]
     # a second run finds everything done (and retries the failed scan)
-    again = run_cohort(cohort_dir / "manifest.csv", cohort_dir / "clean", workers=1, regions=REGIONS)
+    again = run_cohort(cohort_dir / "manifest.csv", cohort_dir / "clean", workers=1,
+                       regions=REGIONS)
     assert (again.computed, again.skipped, again.failed) == (0, N_GOOD, 1)
     # other settings into the same folder are refused
     with pytest.raises(InputError, match="other settings"):
@@ -93,8 +96,10 @@ def test_clean_run_tables(cohort_dir, clean):
 def test_killed_run_resumes_to_the_clean_result(cohort_dir, clean):
     out = cohort_dir / "killed"
     code = ("from hrpqct.radiomics.cohort import run_cohort; "
-            f"run_cohort({str(cohort_dir / 'manifest.csv')!r}, {str(out)!r}, workers=1, regions={REGIONS!r})")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            f"run_cohort({str(cohort_dir / 'manifest.csv')!r}, {str(out)!r}, workers=1, "
+            f"regions={REGIONS!r})")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180
     try:
         while not _done(out):
@@ -116,7 +121,8 @@ def test_killed_run_resumes_to_the_clean_result(cohort_dir, clean):
 
 def test_local_cluster_and_process_pool_match_serial(cohort_dir, clean):
     dask_out = cohort_dir / "dask"
-    res = run_cohort(cohort_dir / "manifest.csv", dask_out, workers=2, scheduler="local", regions=REGIONS)
+    res = run_cohort(cohort_dir / "manifest.csv", dask_out, workers=2, scheduler="local",
+                     regions=REGIONS)
     assert (res.computed, res.failed) == (N_GOOD, 1)
     assert_same_results(dask_out, cohort_dir / "clean")
     pool_out = cohort_dir / "pool"
@@ -143,7 +149,8 @@ def test_manifest_checks(tmp_path):
         read_manifest(tmp_path / "none.csv")
     m = read_manifest(write("subject_id,scan,segmentation,age\nA,a.nrrd,/abs/b.nrrd,70\n"))
     assert m["scan_id"].tolist() == ["A"]
-    assert m["scan"][0] == str(tmp_path.resolve() / "a.nrrd") and m["segmentation"][0] == "/abs/b.nrrd"
+    assert m["scan"][0] == str(tmp_path.resolve() / "a.nrrd")
+    assert m["segmentation"][0] == "/abs/b.nrrd"
 
 
 def test_cli_commands(cohort_dir, clean, tmp_path):
@@ -167,7 +174,8 @@ def test_cli_commands(cohort_dir, clean, tmp_path):
     pat = pd.read_parquet(tmp_path / "one.patient.parquet")
     assert pat.shape[0] == 2 and "original_glcm_Idmn__sd" in pat
     r = runner.invoke(app, ["radiomics", str(cohort_dir / "data" / "s1.nrrd"),
-                            str(cohort_dir / "data" / "s1-seg.nrrd"), "--out", str(tmp_path / "x.txt")])
+                            str(cohort_dir / "data" / "s1-seg.nrrd"), "--out",
+                            str(tmp_path / "x.txt")])
     assert r.exit_code != 0
     man = cohort_dir / "manifest.csv"
     r = runner.invoke(app, ["cohort", str(man), "--out", str(cohort_dir / "clean"), "-j", "1",

@@ -20,7 +20,7 @@ RTOL = 1e-9
 
 
 def assert_parity(ours, ref, expect_ok=RADIOMICS_REGIONS):
-    """Same regions, same reasons (present / absent), same names in the same order, values to 1e-9."""
+    """Same regions, same reasons (present / absent), same names in order, values to 1e-9."""
     assert list(ours) == list(ref)
     n_values = 0
     for name in ours:

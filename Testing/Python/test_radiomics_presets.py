@@ -61,7 +61,8 @@ def test_paper_preset_has_exactly_the_939_features_of_the_paper():
     # the paper's named features exist (Table IV)
     for f in ("original_glcm_Autocorrelation", "log-sigma-2-0-mm-3D_firstorder_10Percentile",
               "exponential_glcm_Imc1", "lbp-2D_firstorder_InterquartileRange",
-              "gradient_firstorder_Maximum", "logarithm_firstorder_Kurtosis", "wavelet-H_glcm_Idmn"):
+              "gradient_firstorder_Maximum", "logarithm_firstorder_Kurtosis",
+              "wavelet-H_glcm_Idmn"):
         assert f in names
 
 

@@ -52,7 +52,8 @@ def test_distance_bands_match_geometry():
     # brute force: distance from each pixel centre to the nearest tibia pixel centre, in mm
     ty, tx = np.nonzero(np.isin(lab, [L["TC"], L["TT"]]))
     yy, xx = np.nonzero(tissue)
-    d = np.sqrt(((yy[:, None] - ty[None]) * spacing[0]) ** 2 + ((xx[:, None] - tx[None]) * spacing[1]) ** 2).min(1)
+    d = np.sqrt(((yy[:, None] - ty[None]) * spacing[0]) ** 2
+                + ((xx[:, None] - tx[None]) * spacing[1]) ** 2).min(1)
     for dist in (2, 4, 10):
         want = np.zeros_like(tissue)
         want[yy[d <= dist], xx[d <= dist]] = True
@@ -70,7 +71,8 @@ def test_distance_bands_match_geometry():
 
 
 # --- tables -------------------------------------------------------------------------------------
-CAL = Calibration(mu_water=0.2402, mu_scaling=8192, density_slope=1632.72, density_intercept=-396.136)
+CAL = Calibration(mu_water=0.2402, mu_scaling=8192, density_slope=1632.72,
+                  density_intercept=-396.136)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +102,8 @@ def test_slice_table_layout_and_plain_measures(scan, table):
     assert row["volume_mm3"] == pytest.approx(m.sum() * dx * dy * dz)
     assert row["mean_HU"] == pytest.approx(img[2][m].astype(np.float64).mean(), rel=1e-12)
     assert row["sd_HU"] == pytest.approx(img[2][m].astype(np.float64).std(), rel=1e-12)
-    assert row["mean_mgHA_ccm"] == pytest.approx(float(CAL.hu_to_density(np.array(row["mean_HU"]))), rel=1e-5)
+    want = float(CAL.hu_to_density(np.array(row["mean_HU"])))
+    assert row["mean_mgHA_ccm"] == pytest.approx(want, rel=1e-5)
     assert row["original_firstorder_Mean"] == pytest.approx(row["mean_HU"], rel=1e-6)
     assert row["original_shape2D_PixelSurface"] == pytest.approx(row["area_mm2"])
 
@@ -129,14 +132,16 @@ def test_patient_aggregation(table):
         assert a["volume_mm3"] == pytest.approx(allrows["volume_mm3"].sum())
         w = allrows["n_pixels"].to_numpy(float)
         good = w > 0
-        assert a["mean_HU"] == pytest.approx(np.sum(allrows["mean_HU"].to_numpy()[good] * w[good]) / w.sum())
+        want = np.sum(allrows["mean_HU"].to_numpy()[good] * w[good]) / w.sum()
+        assert a["mean_HU"] == pytest.approx(want)
     only_mean = aggregate(t.assign(subject_id="P1"), by=["scan_id"])  # text columns are left out
     assert f in only_mean and f + "__sd" not in only_mean
     with pytest.raises(InputError):
         aggregate(t, stats=("mode",))
     wide = to_wide(agg, by=["scan_id"], columns=["volume_mm3", f])
-    assert wide.columns.tolist() == ["scan_id", "TT_volume_mm3", f"TT_{f}", "FT_volume_mm3", f"FT_{f}",
-                                     "MT_volume_mm3", f"MT_{f}", "ST10mm_volume_mm3", f"ST10mm_{f}"]
+    assert wide.columns.tolist() == ["scan_id", "TT_volume_mm3", f"TT_{f}", "FT_volume_mm3",
+                                     f"FT_{f}", "MT_volume_mm3", f"MT_{f}", "ST10mm_volume_mm3",
+                                     f"ST10mm_{f}"]
     assert wide.loc[0, f"MT_{f}"] == agg[agg.region == "MT"][f].iloc[0]
 
 

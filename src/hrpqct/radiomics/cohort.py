@@ -84,7 +84,8 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         raise InputError(f"{path}: not a readable CSV manifest: {exc}") from None
     missing = [c for c in MANIFEST_COLUMNS if c not in man.columns]
     if missing:
-        raise InputError(f"{path}: manifest lacks column(s) {missing}; needs {list(MANIFEST_COLUMNS)}")
+        raise InputError(f"{path}: manifest lacks column(s) {missing}; "
+                         f"needs {list(MANIFEST_COLUMNS)}")
     if len(man) == 0:
         raise InputError(f"{path}: manifest has no rows")
     if "scan_id" not in man.columns:
@@ -105,8 +106,7 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
                          f"'.', '_' and '-': {unsafe}")
     base = path.resolve().parent
     for col in ("scan", "segmentation"):
-        man[col] = [str((base / p.strip()) if not Path(p.strip()).is_absolute() else Path(p.strip()))
-                    for p in man[col].astype(str)]
+        man[col] = [str(base / p.strip()) for p in man[col].astype(str)]  # absolute p wins
     return man.reset_index(drop=True)
 
 
@@ -203,8 +203,10 @@ def _run_dask(jobs, workers, scheduler, on_done):
         except Exception as exc:
             raise InputError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
     try:
-        futures = [client.submit(process_scan, job, key=f"hrpqct-radiomics-{job['scan_id']}-{time.time_ns()}",
-                                 pure=False) for job in jobs]
+        stamp = time.time_ns()
+        futures = [client.submit(process_scan, job, pure=False,
+                                 key=f"hrpqct-radiomics-{job['scan_id']}-{stamp}")
+                   for job in jobs]
         by_key = {f.key: job for f, job in zip(futures, jobs)}
         try:
             for fut in as_completed(futures):

@@ -18,7 +18,8 @@ def _stats(value: str) -> tuple[str, ...]:
 
 @app.command("radiomics")
 def radiomics(
-    scan: Path = typer.Argument(..., help="Scan file (Scanco, DICOM, NIfTI, NRRD, MHA); read in HU."),
+    scan: Path = typer.Argument(
+        ..., help="Scan file (Scanco, DICOM, NIfTI, NRRD, MHA); read in HU."),
     seg: Path = typer.Argument(..., help="Final 7-region label map or Slicer .seg.nrrd."),
     out: Path = typer.Option(..., "--out", "-o", help="Slice-level table (.parquet or .csv); the "
                              "per-scan averages go next to it as <name>.patient.<ext>."),
@@ -29,7 +30,8 @@ def radiomics(
         help="Regions, comma-separated or repeated: TC,TT,FC,FT,MT,AT (default), SK, ST (all "
              "soft tissue), ST<d>mm (soft tissue within d mm of the tibia, e.g. ST10mm)."),
     stats: str = typer.Option("mean", help="Per-scan statistics over slices: mean,median,sd."),
-    slices: Optional[str] = typer.Option(None, help="Only these slices, e.g. '0:168:4' or '10,20'."),
+    slices: Optional[str] = typer.Option(
+        None, help="Only these slices, e.g. '0:168:4' or '10,20'."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Radiomics and plain measures (area, volume, mean HU, mgHA/ccm) of one scan."""

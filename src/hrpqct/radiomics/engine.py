@@ -266,7 +266,8 @@ class MultiRegionExtractor:
             raise InputError(f"spacing {tuple(spacing)} does not match a {image.ndim}D image")
         for name, m in masks.items():
             if np.shape(m) != image.shape:
-                raise InputError(f"mask of region {name!r} has shape {np.shape(m)}, image {image.shape}")
+                raise InputError(
+                    f"mask of region {name!r} has shape {np.shape(m)}, image {image.shape}")
         with warnings.catch_warnings(), blas_threads(self.blas):
             # skimage's LBP warns on float input; PyRadiomics passes floats by design
             warnings.simplefilter("ignore", UserWarning)

@@ -52,7 +52,10 @@ def parse_regions(spec: str | Iterable[str] | None = None) -> list[str]:
     """
     if spec is None:
         return list(RADIOMICS_REGIONS)
-    items = spec.split(",") if isinstance(spec, str) else [s for part in spec for s in str(part).split(",")]
+    if isinstance(spec, str):
+        items = spec.split(",")
+    else:
+        items = [s for part in spec for s in str(part).split(",")]
     out: list[str] = []
     for raw in items:
         name = raw.strip()

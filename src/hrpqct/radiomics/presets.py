@@ -97,7 +97,8 @@ def _read_params(path: Path) -> dict:
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: not a valid YAML/JSON PyRadiomics parameter file: {exc}") from None
+        raise InputError(
+            f"{path}: not a valid YAML/JSON PyRadiomics parameter file: {exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -210,7 +211,7 @@ def _feature_names(frozen_params: str, ndim: int) -> tuple[str, ...]:
 
 
 def load_preset_from_params(params: dict) -> tuple[dict, dict, dict]:
-    """``(settings, image_types, feature_classes)`` for parsed parameters, as PyRadiomics applies them."""
+    """``(settings, image_types, feature_classes)`` of parsed parameters, as in PyRadiomics."""
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
     quiet_pyradiomics()

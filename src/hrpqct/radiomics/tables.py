@@ -64,7 +64,7 @@ _STAT_SUFFIX = {"mean": "", "median": "__median", "sd": "__sd"}
 
 
 def limb_box(labels: np.ndarray, margin_px: Sequence[int]) -> tuple[slice, slice]:
-    """``(rows, cols)`` slices of the box holding every labelled pixel of a 2D/3D map, plus a margin."""
+    """``(rows, cols)`` slices: box of all labelled pixels of a 2D/3D map, plus a margin."""
     labels = np.asarray(labels)
     fg = labels != 0
     if fg.ndim == 3:
@@ -119,7 +119,8 @@ def extract_scan(
         image, labels = image[None], labels[None]
         spacing = (*tuple(spacing)[:2], 1.0)
     if image.ndim != 3 or image.shape != labels.shape:
-        raise InputError(f"image {image.shape} and label map {labels.shape} must be the same 3D shape")
+        raise InputError(
+            f"image {image.shape} and label map {labels.shape} must be the same 3D shape")
     if len(spacing) != 3 or any(not (s > 0) for s in spacing):
         raise InputError(f"spacing must be 3 positive values (x, y, z) in mm, got {tuple(spacing)}")
     if not np.issubdtype(labels.dtype, np.integer):
@@ -250,7 +251,8 @@ def aggregate(
         for col in ("mean_HU", "mean_mgHA_ccm"):
             v = g[col].to_numpy(np.float64)
             good = n > 0
-            row[col] = float(np.sum(v[good] * n[good]) / tot) if tot and np.all(np.isfinite(v[good])) else np.nan
+            finite = tot and np.all(np.isfinite(v[good]))
+            row[col] = float(np.sum(v[good] * n[good]) / tot) if finite else np.nan
         m, s = g["mean_HU"].to_numpy(np.float64), g["sd_HU"].to_numpy(np.float64)
         good = n > 0
         if tot:
@@ -273,11 +275,14 @@ def aggregate(
     res = pd.DataFrame(out)
     if len(res):
         res["_order"] = res["region"].map({r: i for i, r in enumerate(order)})
-        res = res.sort_values([*by, "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+        res = res.sort_values([*by, "_order"], kind="stable")
+        res = res.drop(columns="_order").reset_index(drop=True)
     return res
 
 
-def to_wide(table: pd.DataFrame, by: Sequence[str] = ("scan_id",), columns: Sequence[str] | None = None) -> pd.DataFrame:
+def to_wide(
+    table: pd.DataFrame, by: Sequence[str] = ("scan_id",), columns: Sequence[str] | None = None
+) -> pd.DataFrame:
     """One row per ``by`` key, columns ``<region>_<column>`` (e.g. ``MT_original_firstorder_Mean``).
 
     ``columns`` restricts which value columns are spread (default: all but ids and ``reason``).
