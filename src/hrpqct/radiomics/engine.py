@@ -299,7 +299,7 @@ class MultiRegionExtractor:
                 res.reason = reason
                 continue
             try:
-                mask_img = _to_sitk(m.astype(np.uint32), spacing)
+                mask_img = _to_sitk(m.view(np.uint8), spacing)
                 if region_dependent:
                     img_r, mask_r = self._ext.loadImage(image_img, mask_img, None, **s)
                     m_r = sitk.GetArrayFromImage(mask_r) == 1
