@@ -85,12 +85,14 @@ def _disk(r_mm, sampling):
     return np.hypot(dy * sy, dx * sx) <= r_mm + EPS
 
 
-def ref_reassign(lab, conn, protected=None, force=None):
+def ref_reassign(lab, conn, protected=None, force=None, classes=None):
     lab = lab.copy()
     st = _struct(conn)
     frags = []
     force = np.zeros(lab.shape, bool) if force is None else force
     for c in np.unique(lab):
+        if classes is not None and c not in classes:
+            continue
         cm = lab == c
         normal, forced = [], []
         for part, into in ((cm & ~force, normal), (cm & force, forced)):
@@ -146,7 +148,7 @@ def ref_postprocess_slice(lab, sampling, p=POSTPROCESSING):
         grown = ndi.distance_transform_edt(~cp, sampling=sampling)[R:-R, R:-R] <= p.max_closing_radius_mm + EPS
         gl, _ = ndi.label(grown, structure=_struct(conn))
         keep |= (gl == gl[cl == main][0]) & c
-    lab = ref_reassign(lab, conn, protected=keep)
+    lab = ref_reassign(lab, conn, protected=keep, classes=[c for c, _ in BONES])
     interiors = np.zeros(lab.shape, bool)
     outside_all = np.zeros(lab.shape, bool)
     radii = []

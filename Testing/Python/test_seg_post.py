@@ -317,3 +317,14 @@ def test_one_pixel_diagonal_cortex_encloses():
     out = postprocess(lab, SP)
     assert (out[diamond < 12] == TT).all()
     assert (out[diamond == 12] == TC).all()
+
+
+def test_marrow_called_soft_tissue_next_to_the_cortex_becomes_trabecular():
+    # half the marrow predicted as soft tissue, bordered mostly by cortex: the enclosure rule,
+    # not the majority rule (which would give it to the cortex), decides
+    lab, _, r = tibia_case(gap_px=0)
+    xx = np.mgrid[:200, :200][1]
+    lab[(r <= 50) & (xx > 100)] = ST
+    out = postprocess(lab, SP)
+    assert (out[r <= 50] == TT).all()
+    assert ((out == TC) == (lab == TC)).all()

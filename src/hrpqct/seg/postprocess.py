@@ -2,19 +2,11 @@
 
 Per 2D slice ``[y, x]`` (volumes ``[z, y, x]`` slice by slice), in this order:
 
-1. **One component per class.** Every class keeps one connected component, the largest
-   (``PostProcessing.connectivity``, 8 by default). Every other component (a *fragment*) takes
-   the majority label of the pixels touching it from outside (its 8-neighbours that are not in
-   it). Fragments are resolved against *settled* pixels only (pixels of a kept component), so
-   two neighbouring fragments cannot swap labels; a fragment surrounded only by other fragments
-   waits for the next pass, and passes repeat until nothing changes. Ties go to the lowest label
-   value. Each assigned fragment joins a kept component of its new label, so one pass over all
-   fragments reaches the fixed point. Background (0) is a class too, except that every
-   background component touching the image border is kept (air in several corners is still
-   air); enclosed background holes take their neighbours' label. Two exemptions keep anatomy
-   intact: in step 1, cortical pieces that the largest allowed closing could join to the main
-   cortex (gap <= 2 x ``max_closing_radius_mm``) are kept for step 2; in step 3, everything a
-   closed cortex encloses stays trabecular even if a cortical strut splits it in two.
+1. **One component per cortical class** (``PostProcessing.connectivity``, 8 by default): the
+   cortex keeps its largest component plus the pieces that touch its bone's trabecular class
+   and that the largest allowed closing could join to it (gap <= 2 x ``max_closing_radius_mm``,
+   chained), since a cortex broken in two is still the cortex; other cortical fragments take the
+   majority label of their neighbours as in step 4.
 2. **Cortical continuity**, per bone (tibia 1/2, fibula 3/4). The cortex encloses area
    ``A0 = |fill_holes(cortex)|``; it is broken when ``(|hull| - A0) / |hull|`` exceeds
    ``hull_gap_tolerance`` (hull = convex hull of the cortex). A broken cortex is closed with
@@ -28,10 +20,24 @@ Per 2D slice ``[y, x]`` (volumes ``[z, y, x]`` slice by slice), in this order:
    cortices cannot merge. The closing is computed exactly with Euclidean distance transforms
    (dilation = distance to the cortex <= r, erosion = distance to the outside > r), identical to
    ``binary_closing`` with the disk ``{(dy, dx): |(dy*sy, dx*sx)| <= r}`` on a zero-padded grid.
-3. Everything the (closed) cortex encloses becomes that bone's trabecular class; trabecular
-   pixels of that bone outside it become fragments; then step 1 is run again without the
-   cortical exemption, so the output has exactly one component per class (plus border air and
-   enclosed trabecular pieces).
+3. Everything the (closed) cortex encloses becomes that bone's trabecular class (marrow the
+   model called soft tissue included); trabecular pixels of that bone outside it become
+   fragments (unless the cortex encloses nothing or less trabecular bone than lies outside it).
+4. **One component per class**, all classes: every class keeps its largest connected component;
+   every other component (a *fragment*) takes the majority label of the pixels touching it from
+   outside (its 8-neighbours that are not in it). Fragments are resolved against *settled*
+   pixels only (pixels of a kept component), so two neighbouring fragments cannot swap labels;
+   a fragment surrounded only by other fragments waits for the next pass, and passes repeat
+   until none is left (each assigned fragment joins a kept component of its new label, so this
+   is the fixed point). Ties go to the lowest label value. Background (0) is a class too, except
+   that every background component touching the image border is kept (air in several corners
+   is still air); enclosed background holes take their neighbours' label. Everything a closed
+   cortex encloses stays trabecular even if a cortical strut splits it in two.
+
+The paper orders the one-component rule before the cortical steps; here only the cortical part
+of it comes first. Otherwise a large piece of marrow the model called soft tissue, bordered
+mostly by cortex, would be handed to the cortex by the majority rule before the enclosure rule
+could make it trabecular.
 
 Work is done on the bounding box of the limb (plus one pixel) and of each bone, so the cost
 scales with the anatomy, not the field of view.
@@ -208,13 +214,15 @@ def _radii(params: PostProcessing) -> list[float]:
 # --- step 1: one component per class -----------------------------------------------------------
 def reassign_fragments(labels: np.ndarray, *, connectivity: int = 8,
                        protected: np.ndarray | None = None,
-                       force: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+                       force: np.ndarray | None = None,
+                       classes: tuple[int, ...] | None = None) -> tuple[np.ndarray, int]:
     """Keep one connected component per class of a 2D label map; give fragments their neighbours' label.
 
     ``labels``: 2D integer map. Kept per class: components touching ``protected`` if any, else
     the largest; for background (0) every component touching the image border if any. Pixels in
-    ``force`` are always fragments (their components are computed separately). Returns the new
-    map (same dtype) and the number of fragments reassigned. Fragments with no settled
+    ``force`` are always fragments (their components are computed separately). ``classes``
+    limits the rule to those labels (all by default; the others keep every component). Returns
+    the new map (same dtype) and the number of fragments reassigned. Fragments with no settled
     neighbour at all (possible only if they fill the image) keep their label.
     """
     lab = np.asarray(labels)
@@ -243,6 +251,9 @@ def reassign_fragments(labels: np.ndarray, *, connectivity: int = 8,
         ids = np.flatnonzero((cls == c) & ~forced)
         ids = ids[ids > 0]
         if ids.size == 0:
+            continue
+        if classes is not None and c not in classes:
+            keep[ids] = True
             continue
         chosen = None
         if prot_ids is not None:
@@ -419,7 +430,8 @@ def postprocess_slice(labels: np.ndarray, spacing, params: PostProcessing = POST
         k = _cortex_pieces_to_keep(w, cortex, trab, sampling, params)
         if k is not None:
             keep = k if keep is None else keep | k
-    w, nf1 = reassign_fragments(w, connectivity=conn, protected=keep)
+    w, nf1 = reassign_fragments(w, connectivity=conn, protected=keep,
+                                classes=tuple(cortex for cortex, _ in BONES))
     interiors = np.zeros(w.shape, dtype=bool)
     outside = np.zeros(w.shape, dtype=bool)
     for i, (cortex, trab) in enumerate(BONES):
