@@ -36,7 +36,7 @@ def brute_distance_to_outside(limb, sy, sx):
 # --- skin -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("s, band_px", [(0.1, 20), (0.0607, 33), (0.15, 13)])
 def test_skin_is_a_band_of_2_mm_at_different_spacings(s, band_px):
-    n = int(round(12.0 / s))  # a 12 mm field, soft tissue everywhere but a 1-pixel air frame
+    n = int(round(8.0 / s))  # an 8 mm field, soft tissue everywhere but a 1-pixel air frame
     lab = np.full((n, n), ST, np.uint8)
     lab[0], lab[-1], lab[:, 0], lab[:, -1] = 0, 0, 0, 0
     out = split_slice(lab, np.full((n, n), NEUTRAL_FAT), (s, s))
