@@ -116,7 +116,8 @@ def test_absent_region_gives_nan_and_reason(table):
     assert gone.iloc[9:].isna().all() and np.isnan(gone["mean_HU"])
 
 
-def test_patient_aggregation(table):
+def test_patient_aggregation(scan, table):
+    img, lab, _ = scan
     t = table.assign(scan_id="S1")
     agg = aggregate(t, stats=("mean", "median", "sd"), by=["scan_id"])
     assert agg["region"].tolist() == ["TT", "FT", "MT", "ST10mm"]
@@ -134,6 +135,10 @@ def test_patient_aggregation(table):
         good = w > 0
         want = np.sum(allrows["mean_HU"].to_numpy()[good] * w[good]) / w.sum()
         assert a["mean_HU"] == pytest.approx(want)
+    mt = agg[agg.region == "MT"].iloc[0]
+    pixels = img[lab == L["MT"]].astype(np.float64)  # all slices' MT pixels together
+    assert mt["mean_HU"] == pytest.approx(pixels.mean(), rel=1e-12)
+    assert mt["sd_HU"] == pytest.approx(pixels.std(), rel=1e-9)
     only_mean = aggregate(t.assign(subject_id="P1"), by=["scan_id"])  # text columns are left out
     assert f in only_mean and f + "__sd" not in only_mean
     with pytest.raises(InputError):

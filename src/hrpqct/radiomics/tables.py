@@ -248,18 +248,17 @@ def aggregate(
         row["n_pixels"] = int(n.sum())
         row["volume_mm3"] = float(g["volume_mm3"].sum())
         tot = n.sum()
-        for col in ("mean_HU", "mean_mgHA_ccm"):
-            v = g[col].to_numpy(np.float64)
-            good = n > 0
-            finite = tot and np.all(np.isfinite(v[good]))
-            row[col] = float(np.sum(v[good] * n[good]) / tot) if finite else np.nan
-        m, s = g["mean_HU"].to_numpy(np.float64), g["sd_HU"].to_numpy(np.float64)
         good = n > 0
-        if tot:
-            ex2 = np.sum(n[good] * (s[good] ** 2 + m[good] ** 2)) / tot
-            row["sd_HU"] = float(np.sqrt(max(ex2 - row["mean_HU"] ** 2, 0.0)))
-        else:
-            row["sd_HU"] = np.nan
+        for col in ("mean_HU", "sd_HU", "mean_mgHA_ccm"):  # pixel-weighted over slices
+            v = g[col].to_numpy(np.float64)
+            if not tot or not np.all(np.isfinite(v[good])):
+                row[col] = np.nan
+            elif col == "sd_HU":  # pooled: E[x^2] - E[x]^2 from the slices' means and SDs
+                m = g["mean_HU"].to_numpy(np.float64)
+                ex2 = np.sum(n[good] * (v[good] ** 2 + m[good] ** 2)) / tot
+                row[col] = float(np.sqrt(max(ex2 - row["mean_HU"] ** 2, 0.0)))
+            else:
+                row[col] = float(np.sum(v[good] * n[good]) / tot)
         vals = ok[feats].to_numpy(np.float64)
         for stat in stats:
             if len(vals) == 0:
