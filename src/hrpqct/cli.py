@@ -17,6 +17,7 @@ from .errors import Cancelled, HRpQCTError
 from . import demo as _demo  # noqa: F401,E402  demo
 from .phantom import commands as _phantom_commands  # noqa: F401,E402  phantom, phantom-cohort
 from .io import commands as _io_commands  # noqa: F401,E402  info
+from .seg import commands_segment as _seg_segment_commands  # noqa: F401,E402  segment
 from .seg import commands_refine as _seg_refine_commands  # noqa: F401,E402  refine
 from .radiomics import commands as _radiomics_commands  # noqa: F401,E402  radiomics, cohort
 

@@ -32,22 +32,47 @@ log = logging.getLogger(__name__)
 __all__ = ["FoldedDecodeHead", "FastSegformer", "optimise_for_cpu", "encoder_features"]
 
 
-def encoder_features(encoder: nn.Module, pixel_values: torch.Tensor) -> list[torch.Tensor]:
-    """The four stage outputs ``[b, C_i, h_i, w_i]`` of a ``SegformerModel``."""
+def _stage_parts(encoder: nn.Module):
+    """The stages' (patch_embeddings, blocks, layer_norm) if this transformers version has them."""
     stages = getattr(encoder, "stages", None)
-    if stages is not None and getattr(encoder.config, "reshape_last_stage", True):
-        feats, h = [], pixel_values
-        for stage in stages:  # transformers >= 5: plain loop, no output-recording hooks
-            h = stage(h)
-            feats.append(h)
-        return feats
-    return list(encoder(pixel_values, output_hidden_states=True).hidden_states)
+    if stages is None:
+        return None
+    try:
+        return [(st.patch_embeddings, st.blocks, st.layer_norm) for st in stages]
+    except AttributeError:
+        return None
+
+
+def encoder_features(encoder: nn.Module, pixel_values: torch.Tensor, channels_last: bool = False):
+    """The four stage outputs of a ``SegformerModel``.
+
+    ``channels_last=False``: ``[b, C_i, h_i, w_i]`` tensors as transformers returns them.
+    ``channels_last=True``: ``[b, h_i, w_i, C_i]`` contiguous tensors, computed without the
+    NCHW copies between stages (each stage's tokens are viewed as a channels-last image for the
+    next patch embedding); needs the transformers >= 5 module layout, else falls back.
+    """
+    parts = _stage_parts(encoder) if channels_last else None
+    if parts is None:
+        feats = list(encoder(pixel_values, output_hidden_states=True).hidden_states)
+        return [f.permute(0, 2, 3, 1).contiguous() for f in feats] if channels_last else feats
+    feats, h = [], pixel_values
+    b = pixel_values.shape[0]
+    for embed, blocks, norm in parts:
+        tokens, height, width = embed(h)
+        for block in blocks:
+            tokens = block(tokens, height, width)
+        tokens = norm(tokens)
+        nhwc = tokens.reshape(b, height, width, -1)
+        feats.append(nhwc)
+        h = nhwc.permute(0, 3, 1, 2)  # a channels-last view, no copy
+    return feats
 
 
 class FoldedDecodeHead(nn.Module):
     """``SegformerDecodeHead`` (eval mode) with projections, fusion and batch norm folded.
 
-    Output equals the original head's logits up to float rounding.
+    Takes the stage outputs as ``[b, h_i, w_i, C_i]`` (channels last) and returns logits
+    ``[b, num_labels, h_1, w_1]``, equal to the original head's up to float rounding.
     """
 
     def __init__(self, head: nn.Module) -> None:
@@ -68,36 +93,50 @@ class FoldedDecodeHead(nn.Module):
                 wf = w_fuse[:, j * d:(j + 1) * d]
                 w = scale[:, None] * (wf @ proj.proj.weight.double())  # [D, C_i]
                 bias = bias + scale * (wf @ proj.proj.bias.double())
-                weights.append(w.float()[:, :, None, None].contiguous())
+                weights.append(w.t().float().contiguous())  # [C_i, D] for tokens @ w
+            cls_w = head.classifier.weight.detach()[:, :, 0, 0].t().float().contiguous()  # [D, K]
+            cls_b = head.classifier.bias.detach().float().clone()
         for i, w in enumerate(weights):
             self.register_buffer(f"w{i}", w)
-        self.register_buffer("bias", bias.float().reshape(1, -1, 1, 1).contiguous())
+        self.register_buffer("bias", bias.float().contiguous())
+        self.register_buffer("cls_w", cls_w)
+        self.register_buffer("cls_b", cls_b)
         self.n = n
-        self.classifier = head.classifier  # 1x1 conv D -> num_labels, unchanged
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        size = feats[0].shape[-2:]
+        size = feats[0].shape[1:3]
         acc = None
-        for i, x in enumerate(feats):
-            y = F.conv2d(x, getattr(self, f"w{i}"))
-            if y.shape[-2:] != size:
-                y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+        for i, x in enumerate(feats):  # x: [b, h, w, C_i]
+            y = torch.matmul(x, getattr(self, f"w{i}"))  # [b, h, w, D]
+            if y.shape[1:3] != size:  # bilinear on a channels-last view: fast path in torch
+                y = F.interpolate(y.permute(0, 3, 1, 2), size=size, mode="bilinear",
+                                  align_corners=False).permute(0, 2, 3, 1)
             acc = y if acc is None else acc.add_(y)
         acc.add_(self.bias).relu_()
-        return self.classifier(acc)
+        logits = torch.addmm(self.cls_b, acc.reshape(-1, acc.shape[-1]), self.cls_w)
+        return logits.reshape(*acc.shape[:3], -1).permute(0, 3, 1, 2).contiguous()
 
 
 class FastSegformer(nn.Module):
     """SegFormer encoder + :class:`FoldedDecodeHead`: ``pixel_values -> logits`` (a tensor)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, channels_last: bool = True) -> None:
+        import copy
+
         super().__init__()
-        self.encoder = model.segformer
+        enc = model.segformer
+        if channels_last:
+            # convolution kernels in channels-last layout: oneDNN then keeps the token-major
+            # activations as they are instead of converting them to NCHW and back (same values)
+            enc = copy.deepcopy(enc).to(memory_format=torch.channels_last)
+        self.encoder = enc
+        self.channels_last = channels_last
         self.head = FoldedDecodeHead(model.decode_head)
         self.config = model.config
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.head(encoder_features(self.encoder, pixel_values))
+        feats = encoder_features(self.encoder, pixel_values, channels_last=True)
+        return self.head(feats)
 
 
 def optimise_for_cpu(model: nn.Module, *, quantize: bool = False) -> nn.Module:
@@ -106,11 +145,8 @@ def optimise_for_cpu(model: nn.Module, *, quantize: bool = False) -> nn.Module:
     The model is not modified (the folded head copies what it needs; with ``quantize`` the
     encoder is deep-copied before int8 dynamic quantisation of its ``nn.Linear`` layers).
     """
-    import copy
-
     model = model.eval()
     fast = FastSegformer(model)
     if quantize:
-        enc = copy.deepcopy(model.segformer).eval()
-        fast.encoder = torch.ao.quantization.quantize_dynamic(enc, {nn.Linear}, dtype=torch.qint8)
+        fast.encoder = torch.ao.quantization.quantize_dynamic(fast.encoder, {nn.Linear}, dtype=torch.qint8)
     return fast.eval()

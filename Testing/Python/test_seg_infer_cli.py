@@ -1,0 +1,72 @@
+"""``hrpqct segment``: outputs written, clear error without a model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hrpqct.cli import main
+from hrpqct.io import read_labelmap, read_segmentation_file, write_image
+from hrpqct.phantom.anatomy import Anatomy
+from hrpqct.phantom.render import Grid
+from hrpqct.phantom.scan import generate
+from hrpqct.seg.model import ModelCard, build_model, save_model
+from hrpqct.seg.preprocess import InputSpec
+
+
+def run(*args: str) -> int:
+    """Run the CLI as from the shell; return its exit status."""
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.fixture(scope="module")
+def scan_file(tmp_path_factory):
+    ph = generate(Anatomy(seed=11), Grid(size=160, n_slices=3))
+    path = tmp_path_factory.mktemp("scan") / "leg.nrrd"
+    write_image(ph.image, path)
+    return path, ph
+
+
+def test_segment_writes_seven_regions_confidence_and_summary(tmp_path, scan_file):
+    path, ph = scan_file
+    model_dir = save_model(build_model("tiny", seed=0), tmp_path / "model",
+                           ModelCard(name="tiny-test", variant="tiny",
+                                     preprocessing=InputSpec(input_px=128).to_dict()))
+    out = tmp_path / "out"
+    assert run("segment", str(path), "--out", str(out), "--model", str(model_dir), "--device", "cpu",
+               "--batch-size", "2", "-q") == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["leg.seg.nrrd", "leg_confidence.csv", "leg_labels.nrrd", "leg_regions.csv",
+                     "leg_scan.csv", "leg_slices.csv"]
+    lab = read_labelmap(out / "leg_labels.nrrd")
+    assert lab.shape == ph.image.shape
+    np.testing.assert_allclose(lab.spacing, ph.image.spacing, rtol=1e-6)
+    np.testing.assert_allclose(lab.origin, ph.image.origin, atol=1e-6)
+    assert lab.array.max() <= 7
+    seg = read_segmentation_file(out / "leg.seg.nrrd")
+    assert seg.shape == ph.image.shape
+    conf = pd.read_csv(out / "leg_confidence.csv")
+    assert list(conf.columns) == ["slice", "mean_max_prob", "mean_entropy", "limb_pixels"]
+    assert len(conf) == 3
+    regions = pd.read_csv(out / "leg_regions.csv")
+    assert list(regions.code) == ["TC", "TT", "FC", "FT", "SK", "MT", "AT"]
+
+
+def test_segment_without_installed_model_fails_clearly(tmp_path, scan_file, monkeypatch, capsys):
+    path, _ = scan_file
+    cat = {"default": "demo-synthetic", "models": [
+        {"id": "demo-synthetic", "title": "demo", "variant": "b0", "description": "",
+         "folder": "demo-synthetic", "bundled": True}]}
+    (tmp_path / "catalog.json").write_text(json.dumps(cat))
+    monkeypatch.setenv("HRPQCT_MODELS_DIR", str(tmp_path))
+    assert run("segment", str(path), "--out", str(tmp_path / "o"), "-q") == 2
+    err = capsys.readouterr().err
+    assert "demo-synthetic" in err and "not installed" in err
+    assert not (tmp_path / "o").exists()
