@@ -17,9 +17,9 @@ Per 2D slice ``[y, x]`` (volumes ``[z, y, x]`` slice by slice), in this order:
    concave, not broken, is not forced to its hull). If even the largest radius encloses no more
    than ``tolerance x |hull|`` beyond ``A0``, the cortex is left as it is. Closing pixels never
    touch the other bone (its pixels dilated by one pixel are excluded), so the tibial and fibular
-   cortices cannot merge. The closing is computed exactly with Euclidean distance transforms
-   (dilation = distance to the cortex <= r, erosion = distance to the outside > r), identical to
-   ``binary_closing`` with the disk ``{(dy, dx): |(dy*sy, dx*sx)| <= r}`` on a zero-padded grid.
+   cortices cannot merge. The closing is identical to ``binary_closing`` with the disk
+   ``{(dy, dx): |(dy*sy, dx*sx)| <= r}`` on a zero-padded grid, computed bit-parallel (rows
+   packed into 64-bit words, the disk as one interval per row).
 3. Everything the (closed) cortex encloses becomes that bone's trabecular class (marrow the
    model called soft tissue included); trabecular pixels of that bone outside it become
    fragments (unless the cortex encloses nothing or less trabecular bone than lies outside it).
@@ -65,6 +65,7 @@ __all__ = [
     "reassign_fragments",
     "close_cortex",
     "closing_mm",
+    "disk_mm",
     "hull_area_px",
     "inplane_sampling",
     "BONES",
@@ -151,6 +152,84 @@ def _unpad(a: np.ndarray, padw) -> np.ndarray:
     return a[t : a.shape[0] - b, l : a.shape[1] - r]
 
 
+def _dilate_rows(mask: np.ndarray, element: np.ndarray) -> np.ndarray:
+    """Binary dilation of a 2D mask by a symmetric element made of one interval per row.
+
+    Bit-parallel: each distinct half-width is one horizontal dilation of the packed mask (log2
+    steps), each element row one vertical shift and OR. Pixels beyond the array are background.
+    """
+    k, m = element.shape[0] // 2, element.shape[1] // 2
+    h, wd = mask.shape
+    words = _pack(mask, extra=m + 1)
+    rows = element.any(axis=1)
+    last = element.shape[1] - 1 - np.argmax(element[:, ::-1], axis=1)  # rightmost True per row
+    half = {dy: int(last[i]) - m for i, dy in enumerate(range(-k, k + 1)) if rows[i]}
+    out = np.zeros_like(words)
+    # runs[p](c) = OR of the mask over [c - 2**p + 1, c], shared by every half-width
+    runs = [words]
+    while 2 ** len(runs) <= 2 * max(half.values(), default=0) + 1:
+        p = 2 ** (len(runs) - 1)
+        runs.append(runs[-1] | _shift_x(runs[-1], p))
+    cache: dict[int, np.ndarray] = {}
+    for dy, w in half.items():
+        if abs(dy) >= h:
+            continue
+        if w not in cache:
+            n = 2 * w + 1  # run of n = two overlapping runs of the largest power of two <= n
+            p = n.bit_length() - 1
+            run = runs[p] if n == 2 ** p else runs[p] | _shift_x(runs[p], n - 2 ** p)
+            cache[w] = _shift_x(run, -w)  # centred: OR over [c - w, c + w]
+        hw = cache[w]
+        if dy >= 0:
+            out[dy:] |= hw[: h - dy]
+        else:
+            out[: h + dy] |= hw[-dy:]
+    return _unpack(out, wd)
+
+
+def _shift_x(words: np.ndarray, k: int) -> np.ndarray:
+    """Packed rows shifted by ``k`` columns (k > 0: column c -> c + k), zero fill."""
+    if k == 0:
+        return words.copy()
+    q, b = divmod(abs(k), 64)
+    nw = words.shape[1]
+    out = np.zeros_like(words)
+    if q >= nw:
+        return out
+    b64, rb64 = np.uint64(b), np.uint64(64 - b)
+    if k > 0:
+        src = words[:, : nw - q]
+        if b == 0:
+            out[:, q:] = src
+        else:
+            out[:, q:] = src << b64
+            out[:, q + 1:] |= src[:, :-1] >> rb64
+    else:
+        src = words[:, q:]
+        if b == 0:
+            out[:, : nw - q] = src
+        else:
+            out[:, : nw - q] = src >> b64
+            out[:, : nw - q - 1] |= src[:, 1:] << rb64
+    return out
+
+
+def _pack(mask: np.ndarray, extra: int = 0) -> np.ndarray:
+    """Boolean (H, W) -> uint64 (H, ceil((W + extra) / 64)), little-endian bits along x.
+
+    Bit i of word j is column 64 j + i; ``extra`` zero columns at least are added on the right.
+    """
+    h, wd = mask.shape
+    packed = np.packbits(mask, axis=1, bitorder="little")
+    buf = np.zeros((h, -(-(wd + extra) // 64) * 8), dtype=np.uint8)
+    buf[:, : packed.shape[1]] = packed
+    return buf.view("<u8")
+
+
+def _unpack(words: np.ndarray, width: int) -> np.ndarray:
+    return np.unpackbits(words.view(np.uint8), axis=1, count=width, bitorder="little").astype(bool)
+
+
 def hull_area_px(mask: np.ndarray) -> int:
     """Number of pixels whose centres lie in (or on) the convex hull of the mask's pixel centres.
 
@@ -185,19 +264,28 @@ def hull_area_px(mask: np.ndarray) -> int:
     return int(np.clip(n, 0, None).sum())
 
 
-def closing_mm(mask: np.ndarray, radius_mm: float, sampling: tuple[float, float],
-               dist_to_mask: np.ndarray | None = None) -> np.ndarray:
-    """Binary closing of a 2D mask by the disk of ``radius_mm`` (mm, pixel size ``sampling``).
+def disk_mm(radius_mm: float, sampling: tuple[float, float]) -> np.ndarray:
+    """The disk ``{(dy, dx): hypot(dy * sy, dx * sx) <= radius_mm}`` as a centred boolean array."""
+    sy, sx = sampling
+    ry, rx = int(radius_mm / sy) + 1, int(radius_mm / sx) + 1
+    dy, dx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
+    return np.hypot(dy * sy, dx * sx) <= radius_mm + _EPS_MM
 
-    Exact via Euclidean distance transforms; pixels outside the array count as background, as in
-    ``scipy.ndimage.binary_closing`` on a grid padded with zeros by more than the radius. The
-    mask must already be padded that much (the caller's job); ``dist_to_mask`` (distance in mm
-    to the nearest mask pixel) may be passed to share it between radii.
+
+def closing_mm(mask: np.ndarray, radius_mm: float, sampling: tuple[float, float],
+               dilated: np.ndarray | None = None) -> np.ndarray:
+    """Binary closing of a 2D mask by :func:`disk_mm` (``radius_mm`` in mm, pixel size ``sampling``).
+
+    Pixels outside the array count as background, as in ``scipy.ndimage.binary_closing`` on a
+    grid padded with zeros by more than the radius; the mask must already be padded that much
+    (the caller's job). ``dilated`` (the mask dilated by the same disk) may be passed if known.
+    Erosion is computed as the complement of the dilation of the complement (the disk is
+    symmetric); both dilations are bit-parallel (:func:`_dilate_rows`).
     """
-    if dist_to_mask is None:
-        dist_to_mask = ndi.distance_transform_edt(~mask, sampling=sampling)
-    dilated = dist_to_mask <= radius_mm + _EPS_MM
-    return ndi.distance_transform_edt(dilated, sampling=sampling) > radius_mm + _EPS_MM
+    disk = disk_mm(radius_mm, sampling)
+    if dilated is None:
+        dilated = _dilate_rows(mask, disk)
+    return ~_dilate_rows(~dilated, disk)
 
 
 def _radii(params: PostProcessing) -> list[float]:
@@ -274,11 +362,9 @@ def reassign_fragments(labels: np.ndarray, *, connectivity: int = 8,
     nlab = int(max(_MAX_MODEL_LABEL, lab.max())) + 1
     n_frag = int(frag[1:].sum())
     flat_out = out.reshape(-1)
-    while True:
-        ys, xs = np.nonzero(frag_pix)
-        if ys.size == 0:
-            break
-        fid = comp[ys, xs]
+    ys, xs = np.nonzero(frag_pix)
+    fid = comp[ys, xs]
+    while ys.size:
         keys = []
         for dy, dx in offs:
             ny, nx = ys + dy, xs + dx
@@ -296,9 +382,11 @@ def reassign_fragments(labels: np.ndarray, *, connectivity: int = 8,
         winner = np.argmax(votes, axis=1)  # first maximum: ties go to the lowest label
         new_lab = np.full(n + 1, -1, dtype=np.int64)
         new_lab[uf] = winner
-        resolved = frag_pix & (new_lab[comp] >= 0)
-        out[resolved] = new_lab[comp[resolved]].astype(out.dtype)
-        frag_pix &= ~resolved
+        new = new_lab[fid]
+        done = new >= 0
+        out[ys[done], xs[done]] = new[done].astype(out.dtype)
+        frag_pix[ys[done], xs[done]] = False
+        ys, xs, fid = ys[~done], xs[~done], fid[~done]
     return out, n_frag
 
 
@@ -336,8 +424,7 @@ def _cortex_pieces_to_keep(lab: np.ndarray, cortex: int, trabecular: int, sampli
     eligible[main] = True
     eligible[0] = False
     c = eligible[comp]
-    grown = _unpad(ndi.distance_transform_edt(~np.pad(c, padw), sampling=sampling) <= r + _EPS_MM,
-                   padw)
+    grown = _unpad(_dilate_rows(np.pad(c, padw), disk_mm(r, sampling)), padw)
     g = _cc_label(grown, connectivity=conn)
     target = g[comp == main][0]
     keep = np.zeros_like(c_full)
@@ -374,15 +461,14 @@ def close_cortex(labels: np.ndarray, sampling: tuple[float, float], cortex: int,
     radius = 0.0
     closed = c
     if gap0 > params.hull_gap_tolerance:
-        dist = ndi.distance_transform_edt(~c, sampling=sampling)
         radii = _radii(params)
         slack = params.hull_gap_tolerance * hull_area
-        c_max = closing_mm(c, radii[-1], sampling, dist)
+        c_max = closing_mm(c, radii[-1], sampling)
         a_max = int(_fill_holes(c_max, conn).sum())
         radius = math.nan
         if a_max - a0 > slack:
             for r in radii:
-                cr = c_max if r == radii[-1] else closing_mm(c, r, sampling, dist)
+                cr = c_max if r == radii[-1] else closing_mm(c, r, sampling)
                 ar = int(_fill_holes(cr, conn).sum())
                 if (hull_area - ar) <= slack or ar >= a_max - slack:
                     closed, radius = cr, float(r)
@@ -430,8 +516,17 @@ def postprocess_slice(labels: np.ndarray, spacing, params: PostProcessing = POST
         k = _cortex_pieces_to_keep(w, cortex, trab, sampling, params)
         if k is not None:
             keep = k if keep is None else keep | k
-    w, nf1 = reassign_fragments(w, connectivity=conn, protected=keep,
-                                classes=tuple(cortex for cortex, _ in BONES))
+    # cortical fragments only: work on the box of the cortices (+1 pixel), which holds every
+    # cortical pixel and its neighbours, so the result is that of the whole slice
+    cortices = tuple(cortex for cortex, _ in BONES)
+    nf1 = 0
+    cbox = _bbox(np.isin(w, cortices))
+    if cbox is not None:
+        csl, _ = _window(w.shape, cbox, 1)
+        w = w.copy()
+        w[csl], nf1 = reassign_fragments(w[csl], connectivity=conn,
+                                         protected=None if keep is None else keep[csl],
+                                         classes=cortices)
     interiors = np.zeros(w.shape, dtype=bool)
     outside = np.zeros(w.shape, dtype=bool)
     for i, (cortex, trab) in enumerate(BONES):

@@ -40,7 +40,8 @@ from ..errors import GeometryError, InputError
 from ..method import SOFT_TISSUE, SoftTissue
 from ..progress import ProgressCallback, report
 from ..regions import BACKGROUND, MODEL_TO_REGION, SOFT_TISSUE_CLASS, model_class, region
-from .postprocess import _bbox, _fill_holes, _structure, _window, inplane_sampling
+from .postprocess import _bbox, _dilate_rows, _fill_holes, _pack, _structure, _unpack, _window, \
+    inplane_sampling
 
 __all__ = [
     "SK", "MT", "AT",
@@ -94,65 +95,6 @@ def skin_band(labels: np.ndarray, sampling: tuple[float, float],
     return skin
 
 
-def _dilate_rows(mask: np.ndarray, element: np.ndarray) -> np.ndarray:
-    """Binary dilation of a 2D mask by a symmetric element made of one interval per row.
-
-    Bit-parallel: each distinct half-width is one horizontal dilation of the packed mask (log2
-    steps), each element row one vertical shift and OR. Pixels beyond the array are background.
-    """
-    k, m = element.shape[0] // 2, element.shape[1] // 2
-    h, wd = mask.shape
-    words = _pack(mask, extra=m + 1)
-    half = {dy: int(np.flatnonzero(row).max()) - m for dy, row in zip(range(-k, k + 1), element)
-            if row.any()}
-    out = np.zeros_like(words)
-    cache: dict[int, np.ndarray] = {}
-    for dy, w in half.items():
-        if abs(dy) >= h:
-            continue
-        if w not in cache:
-            run, length = words, 1  # run(c) = OR of mask over [c - length + 1, c]
-            while 2 * length <= 2 * w + 1:
-                run = run | _shift_x(run, length)
-                length *= 2
-            if length < 2 * w + 1:
-                run = run | _shift_x(run, 2 * w + 1 - length)
-            cache[w] = _shift_x(run, -w)  # centred: OR over [c - w, c + w]
-        hw = cache[w]
-        if dy >= 0:
-            out[dy:] |= hw[: h - dy]
-        else:
-            out[: h + dy] |= hw[-dy:]
-    return _unpack(out, wd)
-
-
-def _shift_x(words: np.ndarray, k: int) -> np.ndarray:
-    """Packed rows shifted by ``k`` columns (k > 0: column c -> c + k), zero fill."""
-    if k == 0:
-        return words.copy()
-    q, b = divmod(abs(k), 64)
-    nw = words.shape[1]
-    out = np.zeros_like(words)
-    if q >= nw:
-        return out
-    b64, rb64 = np.uint64(b), np.uint64(64 - b)
-    if k > 0:
-        src = words[:, : nw - q]
-        if b == 0:
-            out[:, q:] = src
-        else:
-            out[:, q:] = src << b64
-            out[:, q + 1:] |= src[:, :-1] >> rb64
-    else:
-        src = words[:, q:]
-        if b == 0:
-            out[:, : nw - q] = src
-        else:
-            out[:, : nw - q] = src >> b64
-            out[:, : nw - q - 1] |= src[:, 1:] << rb64
-    return out
-
-
 def seeds(image_hu: np.ndarray, mask: np.ndarray, hu_range: tuple[float, float],
           min_px: int, connectivity: int = 8) -> np.ndarray:
     """Pixels of ``mask`` with ``lo <= HU <= hi``, minus components smaller than ``min_px`` pixels."""
@@ -203,22 +145,6 @@ def grow(seed: np.ndarray, mask: np.ndarray, steps: int, connectivity: int = 8) 
         w = v
     out[sl] = _unpack(w, seed[sl].shape[1])
     return out
-
-
-def _pack(mask: np.ndarray, extra: int = 0) -> np.ndarray:
-    """Boolean (H, W) -> uint64 (H, ceil((W + extra) / 64)), little-endian bits along x.
-
-    Bit i of word j is column 64 j + i; ``extra`` zero columns at least are added on the right.
-    """
-    h, wd = mask.shape
-    packed = np.packbits(mask, axis=1, bitorder="little")
-    buf = np.zeros((h, -(-(wd + extra) // 64) * 8), dtype=np.uint8)
-    buf[:, : packed.shape[1]] = packed
-    return buf.view("<u8")
-
-
-def _unpack(words: np.ndarray, width: int) -> np.ndarray:
-    return np.unpackbits(words.view(np.uint8), axis=1, count=width, bitorder="little").astype(bool)
 
 
 def _check(labels: np.ndarray, image_hu: np.ndarray) -> None:
