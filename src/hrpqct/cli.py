@@ -19,6 +19,7 @@ from .phantom import commands as _phantom_commands  # noqa: F401,E402  phantom, 
 from .io import commands as _io_commands  # noqa: F401,E402  info
 from .seg import commands_segment as _seg_segment_commands  # noqa: F401,E402  segment
 from .seg import commands_refine as _seg_refine_commands  # noqa: F401,E402  refine
+from .seg import commands_train as _seg_train_commands  # noqa: F401,E402  train-seg, eval-seg
 from .radiomics import commands as _radiomics_commands  # noqa: F401,E402  radiomics, cohort
 
 
