@@ -91,6 +91,7 @@ def _read_manifest(path: Path) -> list[Case]:
     if mask_col is None:
         raise InputError(f"{path}: manifest has no mask column (one of {', '.join(_MASK_COLUMNS)})")
     pcol = next((c for c in _PATIENT_COLUMNS if c in df.columns), None)
+    synthetic = pcol == "subject_id" and "seed" in df.columns  # a hrpqct phantom-cohort manifest
     base = path.parent
     cases = []
     for i, row in enumerate(df.itertuples(index=False)):
@@ -103,6 +104,8 @@ def _read_manifest(path: Path) -> list[Case]:
             if not p.exists():
                 raise InputError(f"{path}: row {i + 2}: file {p} not found")
         patient = str(getattr(row, pcol)) if pcol else scan_p.parent.name or scan_p.stem
+        if synthetic:  # every phantom cohort numbers its subjects from sub-0001: add the subject seed
+            patient = f"{patient}-seed{int(getattr(row, 'seed'))}"
         cases.append(Case(patient, str(scan_p.resolve()), str(mask_p.resolve())))
     if not cases:
         raise InputError(f"{path}: manifest lists no scans")
@@ -123,7 +126,9 @@ def read_cases(path: str | os.PathLike) -> list[Case]:
 
     Manifest columns: ``scan`` and a mask column (``segmentation5``, ``labels5``, ``mask`` or
     ``segmentation``), optionally ``patient_id``/``subject_id`` (default: the scan's folder);
-    relative paths are relative to the manifest. Case folders: ``<case>/image.<ext>`` and
+    relative paths are relative to the manifest. In a ``hrpqct phantom-cohort`` manifest
+    (``subject_id`` and ``seed`` columns, no ``patient_id``) the patient is
+    ``<subject_id>-seed<seed>``, so subjects of different cohorts never share an id. Case folders: ``<case>/image.<ext>`` and
     ``<case>/labels5.<ext>`` (or ``mask.<ext>``); the folder name is the patient.
     """
     path = Path(path)
