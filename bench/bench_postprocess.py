@@ -130,6 +130,31 @@ def ref_reassign(lab, conn, protected=None, force=None, classes=None):
     return lab
 
 
+def ref_bridges(c, added, trabm, slack, disk, fill, enclosed):
+    full = c | added
+    inside = fill(full) & ~full
+    target = inside.sum() - slack
+    cand = added & ~trabm
+    cl, n = ndi.label(cand, structure=_struct(POSTPROCESSING.connectivity))
+    touch = np.unique(cl[ndi.binary_dilation(inside, structure=np.ones((3, 3), bool)) & cand])
+    bridge = np.isin(cl, touch[touch > 0])
+    if enclosed(c | bridge) >= target:
+        chosen = bridge
+    else:
+        near = added & ndi.binary_dilation(bridge, structure=disk)
+        chosen = near if enclosed(c | near) >= target else added
+    outside = ~fill(c | chosen)
+    n_outer = (c & ndi.binary_dilation(outside, structure=ndi.generate_binary_structure(2, 1))).sum()
+    if n_outer and chosen.any():
+        t = max(1.0, c.sum() / n_outer)
+        r = int(t)
+        dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+        layer = chosen & ndi.binary_dilation(outside, structure=np.hypot(dy, dx) <= t + 1e-9)
+        if enclosed(c | layer) >= target:
+            return layer
+    return chosen
+
+
 def ref_postprocess_slice(lab, sampling, p=POSTPROCESSING):
     conn = p.connectivity
     fill_st = _struct(12 - conn)
@@ -156,6 +181,9 @@ def ref_postprocess_slice(lab, sampling, p=POSTPROCESSING):
     while r <= p.max_closing_radius_mm + 1e-9:
         radii.append(r)
         r += p.closing_step_mm
+    protected = np.zeros(lab.shape, bool)
+    fill = lambda m: ndi.binary_fill_holes(m, structure=fill_st)  # noqa: E731
+    enclosed = lambda m: int((fill(m) & ~m).sum())  # noqa: E731
     for i, (cortex, trab) in enumerate(BONES):
         other_vals = [v for j, b in enumerate(BONES) if j != i for v in b]
         lp = np.pad(lab, R)
@@ -163,27 +191,39 @@ def ref_postprocess_slice(lab, sampling, p=POSTPROCESSING):
         if not c.any():
             continue
         hull = convex_hull_image(c, offset_coordinates=False)
-        ha = hull.sum()
-        filled = ndi.binary_fill_holes(c, structure=fill_st)
-        a0 = filled.sum()
-        closed = c
-        if (ha - a0) / ha > p.hull_gap_tolerance:
-            slack = p.hull_gap_tolerance * ha
-            area = lambda m: ndi.binary_fill_holes(m, structure=fill_st).sum()  # noqa: E731
-            amax = area(ndi.binary_closing(c, structure=_disk(radii[-1], sampling)))
-            if amax - a0 > slack:
-                for r in radii:
-                    cr = ndi.binary_closing(c, structure=_disk(r, sampling))
-                    ar = area(cr)
-                    if ha - ar <= slack or ar >= amax - slack:
-                        closed = cr
-                        break
+        ha = int(hull.sum())
+        closed, radius = c, 0.0
         other = np.isin(lp, other_vals)
+        trabm = lp == trab
+        if (ha - fill(c).sum()) / ha > p.hull_gap_tolerance:
+            slack = p.hull_gap_tolerance * ha
+            forbidden = ndi.binary_dilation(other, structure=np.ones((3, 3), bool))
+            solid = fill(c | (trabm & hull))
+
+            def added_at(r):
+                d = _disk(r, sampling)
+                g = ndi.binary_closing(c, structure=d)
+                g |= ndi.binary_closing(solid, structure=d) & ~solid
+                return g & ~c & ~forbidden
+
+            def holds(ring):
+                return (fill(ring) & trabm).sum() >= trabm.sum() / 2
+
+            add_max = added_at(radii[-1])
+            i0, i_max = enclosed(c), enclosed(c | add_max)
+            if i_max - i0 > slack and holds(c | add_max):
+                for r in radii:
+                    add = added_at(r)
+                    ok = ha - fill(c | add).sum() <= slack or enclosed(c | add) >= i_max - slack
+                    if ok and holds(c | add):
+                        add = ref_bridges(c, add, trabm, slack, _disk(r, sampling), fill, enclosed)
+                        closed, radius = c | add, r
+                        break
+            elif not holds(c):
+                radius = math.nan
         if closed is not c:
-            added = closed & ~c & ~ndi.binary_dilation(other, structure=np.ones((3, 3), bool))
-            closed = c | added
-            lp[added] = cortex
-            filled = ndi.binary_fill_holes(closed, structure=fill_st)
+            lp[closed & ~c] = cortex
+        filled = fill(closed)
         interior = filled & ~closed & ~other
         trabm = lp == trab
         outside = trabm & ~filled
@@ -194,7 +234,10 @@ def ref_postprocess_slice(lab, sampling, p=POSTPROCESSING):
         lab = lp[R:-R, R:-R].copy()
         interiors |= interior[R:-R, R:-R]
         outside_all |= outside[R:-R, R:-R]
-    return ref_reassign(lab, conn, protected=interiors, force=outside_all & ~interiors)
+        if math.isnan(radius):
+            protected |= keep & (lab == cortex)
+    return ref_reassign(lab, conn, protected=interiors | protected,
+                        force=outside_all & ~interiors)
 
 
 def ref_split_slice(lab, hu, sampling, p=SOFT_TISSUE):

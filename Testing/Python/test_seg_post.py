@@ -74,13 +74,29 @@ def test_closing_radius_is_the_smallest_that_encloses(gap_px):
     out, info = postprocess(lab, SP, return_info=True)
     used = info[0].closing_mm["TC"]
     assert used > 0
-    c = np.pad(lab == TC, 60)
-    enclosed = lambda m: (_fill_holes(m) & ~m).sum()  # noqa: E731
-    assert enclosed(closing_mm(c, used, (0.1, 0.1))) > 7000  # the marrow (~7800 px)
-    smaller = used - POSTPROCESSING.closing_step_mm
-    if smaller > 0:
-        assert enclosed(closing_mm(c, smaller, (0.1, 0.1))) < 100
     assert (out[r <= 45] == TT).all()
+    tc = out == TC
+    assert components(tc) == 1 and (_fill_holes(tc) & ~tc)[r <= 49].all()  # a closed ring
+    # the bridge is cortex; the rest of the gap stays a notch of soft tissue outside it
+    assert set(np.unique(out[gap])) <= {TC, ST} and (out[gap] == TC).sum() >= 0.3 * gap.sum()
+    smaller = used - POSTPROCESSING.closing_step_mm
+    if smaller > 0:  # with the radius one step smaller the cortex cannot be closed
+        _, info2 = postprocess(lab, SP, replace(POSTPROCESSING, max_closing_radius_mm=smaller),
+                               return_info=True)
+        assert np.isnan(info2[0].closing_mm["TC"])
+
+
+def test_closing_changes_only_the_gap():
+    # a rough inner (endosteal) surface: pits the closing would fill stay trabecular
+    lab, gap, r = tibia_case(gap_px=12)
+    yy, xx = np.mgrid[:200, :200]
+    ang = np.arctan2(yy - 100, xx - 100)
+    pits = (r > 50) & (r <= 53) & (np.cos(12 * ang) > 0.6) & ~gap
+    lab[pits] = TT
+    out = postprocess(lab, SP)
+    assert (out[pits] == TT).all()
+    changed = out != lab
+    assert not changed[~ndi.binary_dilation(gap, iterations=12)].any()
 
 
 def test_gap_wider_than_the_largest_closing_is_left_alone():
@@ -328,3 +344,30 @@ def test_marrow_called_soft_tissue_next_to_the_cortex_becomes_trabecular():
     out = postprocess(lab, SP)
     assert (out[r <= 50] == TT).all()
     assert ((out == TC) == (lab == TC)).all()
+
+
+def test_thin_cortex_gap_is_bridged_by_a_cortex_thick_layer_and_the_notch_behind_is_marrow():
+    # a thin (4 px) cortex with a 2 mm gap and a pocket of marrow called soft tissue behind it
+    lab, gap, r = tibia_case(gap_px=20, thick=4)
+    yy, xx = np.mgrid[:200, :200]
+    pocket = (np.hypot(yy - 48, xx - 100) <= 9) & (r <= 56)
+    lab[pocket] = ST
+    out, info = postprocess(lab, SP, return_info=True)
+    assert info[0].closing_mm["TC"] > 0
+    tc = out == TC
+    assert components(tc) == 1 and (_fill_holes(tc) & ~tc)[r <= 50].all()
+    assert (out[pocket & (r <= 49)] == TT).all()  # the pocket is enclosed: marrow, not cortex
+    # the bridge is about as thick as the cortex, not the whole notch
+    assert (out[gap] == TC).sum() <= 2 * (gap.sum() * 4 / 10) + 10
+
+
+def test_a_ring_that_cannot_be_closed_keeps_its_arcs():
+    lab, gap, r = tibia_case(gap_px=70)  # a 7 mm gap at the top: wider than 4 mm disks bridge...
+    yy, xx = np.mgrid[:200, :200]
+    gap2 = (np.abs(yy - 100) < 2) & (xx < 100) & (r > 50)  # ...and a second, narrow break
+    lab[gap2 & (lab == TC)] = ST
+    arcs = lab == TC
+    assert components(arcs) == 2
+    out, info = postprocess(lab, SP, return_info=True)
+    assert np.isnan(info[0].closing_mm["TC"])
+    assert ((out == TC) == arcs).all()  # both arcs kept, nothing added

@@ -7,23 +7,28 @@ Per 2D slice ``[y, x]`` (volumes ``[z, y, x]`` slice by slice), in this order:
    and that the largest allowed closing could join to it (gap <= 2 x ``max_closing_radius_mm``,
    chained), since a cortex broken in two is still the cortex; other cortical fragments take the
    majority label of their neighbours as in step 4.
-2. **Cortical continuity**, per bone (tibia 1/2, fibula 3/4). The cortex encloses area
-   ``A0 = |fill_holes(cortex)|``; it is broken when ``(|hull| - A0) / |hull|`` exceeds
-   ``hull_gap_tolerance`` (hull = convex hull of the cortex). A broken cortex is closed with
-   disks of radius ``closing_radius_mm``, ``+ closing_step_mm``, ... up to
-   ``max_closing_radius_mm`` (mm from the pixel spacing) and the smallest radius that encloses is
-   used: the hull gap falls within the tolerance, or the enclosed area is within
-   ``tolerance x |hull|`` of what the largest radius encloses (so a cortex whose outline is
-   concave, not broken, is not forced to its hull). If even the largest radius encloses no more
-   than ``tolerance x |hull|`` beyond ``A0``, the cortex is left as it is. Closing pixels never
-   touch the other bone (its pixels dilated by one pixel are excluded), so the tibial and fibular
-   cortices cannot merge. The closing is identical to ``binary_closing`` with the disk
+2. **Cortical continuity**, per bone (tibia 1/2, fibula 3/4). The cortex is broken when
+   ``(|hull| - |fill_holes(cortex)|) / |hull|`` exceeds ``hull_gap_tolerance`` (hull = convex
+   hull of the cortex). A broken cortex is closed with disks of radius ``closing_radius_mm``,
+   ``+ closing_step_mm``, ... up to ``max_closing_radius_mm`` (mm from the pixel spacing). At
+   each radius the closing of the cortex and the closing of the bone as a solid (cortex plus
+   its trabecular pixels inside the cortex's hull, holes filled; this bridges gaps in a cortex
+   too thin for the first) are joined. The smallest radius is used whose result encloses at
+   least half the bone's trabecular pixels and either fills the hull within the tolerance or
+   encloses as much (within ``tolerance x |hull|``) as the largest radius. If the largest
+   radius encloses no more than the unclosed cortex, or not half the marrow, nothing changes
+   (reported as nan when the cortex is broken). Of the pixels the closing adds, only the bridge
+   becomes cortex (see :func:`_bridges`): not the inner pits or outer notches the closing also
+   fills, and of the gap only a layer as thick as the cortex on average. Closing pixels never
+   touch the other bone (its pixels dilated by one pixel are excluded), so the tibial and
+   fibular cortices cannot merge. Each closing is identical to ``binary_closing`` with the disk
    ``{(dy, dx): |(dy*sy, dx*sx)| <= r}`` on a zero-padded grid, computed bit-parallel (rows
    packed into 64-bit words, the disk as one interval per row).
 3. Everything the (closed) cortex encloses becomes that bone's trabecular class (marrow the
    model called soft tissue included); trabecular pixels of that bone outside it become
    fragments (unless the cortex encloses nothing or less trabecular bone than lies outside it).
-4. **One component per class**, all classes: every class keeps its largest connected component;
+4. **One component per class**, all classes: every class keeps its largest connected component
+   (a cortex that could not be closed keeps the pieces kept in step 1);
    every other component (a *fragment*) takes the majority label of the pixels touching it from
    outside (its 8-neighbours that are not in it). Fragments are resolved against *settled*
    pixels only (pixels of a kept component), so two neighbouring fragments cannot swap labels;
@@ -230,16 +235,12 @@ def _unpack(words: np.ndarray, width: int) -> np.ndarray:
     return np.unpackbits(words.view(np.uint8), axis=1, count=width, bitorder="little").astype(bool)
 
 
-def hull_area_px(mask: np.ndarray) -> int:
-    """Number of pixels whose centres lie in (or on) the convex hull of the mask's pixel centres.
-
-    The same count as ``skimage.morphology.convex_hull_image(mask, offset_coordinates=False)``
-    (0 when the hull is degenerate, e.g. collinear pixels), computed from the hull polygon row by
-    row instead of testing every pixel.
-    """
+def _hull_spans(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Rows of the convex hull of the mask's pixel centres and, per row, the first and last column
+    whose centre lies in (or on) the hull; None when the hull is empty or degenerate."""
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
-        return 0
+        return None
     m = mask[rows]
     left = np.argmax(m, axis=1)
     right = m.shape[1] - 1 - np.argmax(m[:, ::-1], axis=1)
@@ -247,7 +248,7 @@ def hull_area_px(mask: np.ndarray) -> int:
     try:
         hull = ConvexHull(pts)
     except (QhullError, ValueError):
-        return 0
+        return None
     v = pts[hull.vertices]
     y0, x0 = v[:, 0], v[:, 1]
     y1, x1 = np.roll(y0, -1), np.roll(x0, -1)
@@ -259,9 +260,34 @@ def hull_area_px(mask: np.ndarray) -> int:
     xa = np.where(cross, x0 + t * (x1 - x0), np.nan)
     xb = np.where(cross & (hi == lo), x1, np.nan)  # horizontal edge: both ends
     xs = np.concatenate([xa, xb], axis=1)
-    xl, xr = np.nanmin(xs, axis=1), np.nanmax(xs, axis=1)
-    n = np.floor(xr + 1e-9) - np.ceil(xl - 1e-9) + 1
-    return int(np.clip(n, 0, None).sum())
+    first = np.ceil(np.nanmin(xs, axis=1) - 1e-9).astype(int)
+    last = np.floor(np.nanmax(xs, axis=1) + 1e-9).astype(int)
+    return ys[:, 0].astype(int), first, last
+
+
+def hull_area_px(mask: np.ndarray) -> int:
+    """Number of pixels whose centres lie in (or on) the convex hull of the mask's pixel centres.
+
+    The same count as ``skimage.morphology.convex_hull_image(mask, offset_coordinates=False)``
+    (0 when the hull is degenerate, e.g. collinear pixels), computed from the hull polygon row by
+    row instead of testing every pixel.
+    """
+    spans = _hull_spans(mask)
+    if spans is None:
+        return 0
+    _, first, last = spans
+    return int(np.clip(last - first + 1, 0, None).sum())
+
+
+def _hull_mask(mask: np.ndarray) -> np.ndarray:
+    """The pixels counted by :func:`hull_area_px`, as a mask."""
+    out = np.zeros(mask.shape, dtype=bool)
+    spans = _hull_spans(mask)
+    if spans is not None:
+        ys, first, last = spans
+        cols = np.arange(mask.shape[1])
+        out[ys] = (cols >= first[:, None]) & (cols <= last[:, None])
+    return out
 
 
 def disk_mm(radius_mm: float, sampling: tuple[float, float]) -> np.ndarray:
@@ -440,8 +466,8 @@ def close_cortex(labels: np.ndarray, sampling: tuple[float, float], cortex: int,
 
     ``sampling`` is the pixel size ``(sy, sx)`` in mm. Returns ``(labels, interior, outside,
     radius_mm, hull_gap)``: the new map; the enclosed pixels (now ``trabecular``); this bone's
-    trabecular pixels outside the enclosure (to be reassigned); the closing radius used (0 for an
-    intact cortex, nan when broken but not closable) and the hull gap before closing.
+    trabecular pixels outside the enclosure (to be reassigned); the closing radius used (0 when
+    nothing had to be closed, nan when broken but not closable) and the hull gap before closing.
     """
     lab = labels.copy()
     c_full = lab == cortex
@@ -454,31 +480,52 @@ def close_cortex(labels: np.ndarray, sampling: tuple[float, float], cortex: int,
     sl, padw = _window(lab.shape, box, pad)
     lw = np.pad(lab[sl], padw)  # zero padding = background
     c = lw == cortex
-    hull_area = hull_area_px(c)
+    hull = _hull_mask(c)
+    hull_area = int(hull.sum())
     filled = _fill_holes(c, conn)
-    a0 = int(filled.sum())
-    gap0 = (hull_area - a0) / hull_area if hull_area else 0.0
+    gap0 = (hull_area - int(filled.sum())) / hull_area if hull_area else 0.0
     radius = 0.0
     closed = c
-    if gap0 > params.hull_gap_tolerance:
-        radii = _radii(params)
-        slack = params.hull_gap_tolerance * hull_area
-        c_max = closing_mm(c, radii[-1], sampling)
-        a_max = int(_fill_holes(c_max, conn).sum())
-        radius = math.nan
-        if a_max - a0 > slack:
-            for r in radii:
-                cr = c_max if r == radii[-1] else closing_mm(c, r, sampling)
-                ar = int(_fill_holes(cr, conn).sum())
-                if (hull_area - ar) <= slack or ar >= a_max - slack:
-                    closed, radius = cr, float(r)
-                    break
     other = np.isin(lw, other_bone) if other_bone else np.zeros_like(c)
-    if closed is not c:
+    if gap0 > params.hull_gap_tolerance:
+        slack = params.hull_gap_tolerance * hull_area
         forbidden = ndi.binary_dilation(other, structure=np.ones((3, 3), bool)) if other.any() else other
-        added = closed & ~c & ~forbidden
-        closed = c | added
-        lw[added] = cortex
+        # the bone as a solid: cortex plus this bone's trabecular pixels inside the cortex's hull
+        solid = _fill_holes(c | ((lw == trabecular) & hull), conn)
+
+        def added_at(r: float) -> np.ndarray:
+            disk = disk_mm(r, sampling)
+            grown = ~_dilate_rows(~_dilate_rows(c, disk), disk)  # closing of the cortex
+            # closing of the solid: bridges gaps in a cortex too thin for the first closing
+            grown |= ~_dilate_rows(~_dilate_rows(solid, disk), disk) & ~solid
+            return grown & ~c & ~forbidden
+
+        def enclosed(ring: np.ndarray) -> int:
+            return int(np.count_nonzero(_fill_holes(ring, conn) & ~ring))
+
+        trab = lw == trabecular
+        half_trab = np.count_nonzero(trab) / 2
+
+        def holds_marrow(ring: np.ndarray) -> bool:  # encloses at least half the trabecular bone
+            return np.count_nonzero(_fill_holes(ring, conn) & trab) >= half_trab
+
+        radii = _radii(params)
+        i0 = enclosed(c)
+        add_max = added_at(radii[-1])
+        i_max = enclosed(c | add_max)
+        if i_max - i0 > slack and holds_marrow(c | add_max):
+            for r in radii:
+                add = add_max if r == radii[-1] else added_at(r)
+                ir = enclosed(c | add)
+                hull_ok = hull_area - int(_fill_holes(c | add, conn).sum()) <= slack
+                if (hull_ok or ir >= i_max - slack) and holds_marrow(c | add):
+                    add = _bridges(c, add, trab, conn, slack, disk_mm(r, sampling))
+                    closed, radius = c | add, float(r)
+                    break
+        elif not holds_marrow(c):
+            radius = math.nan  # broken, and the largest closing does not enclose the marrow
+    if closed is not c:
+        lw[closed & ~c] = cortex
         filled = _fill_holes(closed, conn)
     interior = filled & ~closed & ~other
     trab = lw == trabecular
@@ -495,6 +542,59 @@ def close_cortex(labels: np.ndarray, sampling: tuple[float, float], cortex: int,
     inter_full[sl] = _unpad(interior, padw)
     out_full[sl] = _unpad(outside, padw)
     return lab, inter_full, out_full, radius, float(gap0)
+
+
+def _bridges(cortex: np.ndarray, added: np.ndarray, trabecular: np.ndarray, connectivity: int,
+             slack: float, disk: np.ndarray) -> np.ndarray:
+    """The part of a closing's added pixels that closes the gaps.
+
+    A closing also fills every concavity narrower than its disk: pits of the inner (endosteal)
+    surface, which hold trabecular bone, and notches of the outer surface, which lie outside the
+    bone. The gap itself is soft tissue or air in the model's map: *seeds* are the added pixels
+    the model did not call this bone's trabecular bone, in components touching what the closing
+    encloses (a bridge touches the marrow; an outer notch does not). Tried in turn, the first
+    whose enclosed area is that of all the added pixels (within ``slack`` pixels) is used: the
+    seeds; the added pixels within the closing disk of a seed; all added pixels. Of that, only
+    the layer facing the outside, as thick as the cortex is on average (area / outer boundary),
+    is kept when it still encloses: what lies behind it is enclosed, hence trabecular.
+    """
+    def enclosed(ring: np.ndarray) -> int:
+        return int(np.count_nonzero(_fill_holes(ring, connectivity) & ~ring))
+
+    full = cortex | added
+    inside = _fill_holes(full, connectivity) & ~full
+    target = int(inside.sum()) - slack
+    cand = added & ~trabecular
+    comp, n = ndi.label(cand, structure=_structure(connectivity))
+    touching = np.zeros(n + 1, dtype=bool)
+    if n:
+        near_inside = ndi.binary_dilation(inside, structure=np.ones((3, 3), bool))
+        touching[comp[near_inside & cand]] = True
+        touching[0] = False
+    bridge = touching[comp]
+    if enclosed(cortex | bridge) >= target:
+        chosen = bridge
+    else:
+        near = added & _dilate_rows(bridge, disk)
+        chosen = near if enclosed(cortex | near) >= target else added
+    # A bridge fills the whole notch the closing filled; only the layer facing the outside, as
+    # thick as the cortex is on average, needs to be cortex: the rest is enclosed, so trabecular.
+    ring = cortex | chosen
+    outside = ~_fill_holes(ring, connectivity)
+    facing = ndi.binary_dilation(outside, structure=ndi.generate_binary_structure(2, 1))
+    n_outer = np.count_nonzero(cortex & facing)
+    if n_outer and chosen.any():
+        thick_px = max(1.0, np.count_nonzero(cortex) / n_outer)
+        layer = chosen & _dilate_rows(outside, _disk_px(thick_px))
+        if enclosed(cortex | layer) >= target:
+            return layer
+    return chosen
+
+
+def _disk_px(radius_px: float) -> np.ndarray:
+    r = int(radius_px)
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    return np.hypot(dy, dx) <= radius_px + 1e-9
 
 
 # --- per slice and per volume ------------------------------------------------------------------
@@ -529,6 +629,7 @@ def postprocess_slice(labels: np.ndarray, spacing, params: PostProcessing = POST
                                          classes=cortices)
     interiors = np.zeros(w.shape, dtype=bool)
     outside = np.zeros(w.shape, dtype=bool)
+    protected = np.zeros(w.shape, dtype=bool)
     for i, (cortex, trab) in enumerate(BONES):
         others = tuple(v for j, b in enumerate(BONES) if j != i for v in b)
         w, inter, outs, radius, gap = close_cortex(w, sampling, cortex, trab, others, params)
@@ -537,8 +638,12 @@ def postprocess_slice(labels: np.ndarray, spacing, params: PostProcessing = POST
         info.hull_gap[code] = gap
         interiors |= inter
         outside |= outs
+        if math.isnan(radius) and keep is not None:
+            # a cortex that could not be closed keeps its pieces (a broken ring stays a broken
+            # ring rather than losing all but its longest arc)
+            protected |= keep & (w == cortex)
     outside &= ~interiors
-    w, nf2 = reassign_fragments(w, connectivity=conn, protected=interiors, force=outside)
+    w, nf2 = reassign_fragments(w, connectivity=conn, protected=interiors | protected, force=outside)
     info.fragments = nf1 + nf2
     out[sl] = w
     info.pixels_changed = int(np.count_nonzero(out != lab))
