@@ -239,3 +239,16 @@ def test_cuda_out_of_memory_halves_batch_then_falls_back_to_cpu(tiny, monkeypatc
         assert r.device == "cpu" and "CPU" in r.fallback
         assert r.fast_cpu  # the CPU fallback uses the fast path
         assert "continuing on the CPU" in caplog.text
+
+
+def test_memory_mapped_input_is_read_batch_by_batch(tiny, tmp_path):
+    vol = scan(5)
+    path = tmp_path / "scan.raw"
+    vol.array.astype(np.float32).tofile(path)
+    mm = np.memmap(path, dtype=np.float32, mode="r", shape=vol.shape)
+    mapped = Volume(mm, spacing=vol.spacing, origin=vol.origin, direction=vol.direction, unit="HU")
+    assert I._file_map(mapped.array) is not None
+    a = I.segment_volume(mapped, tiny, device="cpu", batch_size=2, input_spec=SPEC)
+    b = I.segment_volume(vol, tiny, device="cpu", batch_size=2, input_spec=SPEC)
+    np.testing.assert_array_equal(a.labels.array, b.labels.array)
+    np.testing.assert_array_equal(np.asarray(mm), vol.array)  # the input is untouched

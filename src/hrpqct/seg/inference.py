@@ -215,13 +215,46 @@ def _to_hu(volume: Volume):
                      f"calibration), got unit {volume.unit!r}")
 
 
+def _file_map(array: np.ndarray):
+    """The read-only ``mmap`` behind ``array`` (a view of a ``np.memmap``), else ``None``."""
+    a = array
+    while a is not None:
+        if isinstance(a, np.memmap) and getattr(a, "mode", None) == "r":
+            return getattr(a, "_mmap", None)
+        a = getattr(a, "base", None)
+    return None
+
+
+def _release_pages(array: np.ndarray, start: int, stop: int) -> None:
+    """Let the kernel drop slices ``start:stop`` of a read-only memory-mapped input from this
+    process's resident memory once they are processed (they stay in the page cache and are read
+    again if needed), so a memory-mapped scan does not accumulate in RSS. No-op otherwise."""
+    import mmap
+
+    mm = _file_map(array)
+    if mm is None or not array.flags.c_contiguous or not hasattr(mm, "madvise"):
+        return
+    try:
+        base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+        lo = array[start].ctypes.data - base
+        hi = lo + (stop - start) * array.strides[0]
+        page = mmap.PAGESIZE
+        lo, hi = -(-lo // page) * page, (hi // page) * page
+        if hi > lo:
+            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - best effort
+        pass
+
+
 def _hu_reader(volume: Volume):
     """A function ``(start, stop) -> float32 HU slices``, converting units batch by batch."""
     where = volume.source or "volume"
     conv = _to_hu(volume)
+    arr = volume.array
 
     def read(start: int, stop: int) -> np.ndarray:
-        s = np.asarray(volume.array[start:stop], dtype=np.float32)
+        s = np.array(arr[start:stop], dtype=np.float32)
+        _release_pages(arr, start, stop)
         if conv is not None:
             s = conv(s)
         if not np.isfinite(s).all():
