@@ -1,7 +1,14 @@
 """``hrpqct demo``: the whole pipeline on the bundled synthetic scan.
 
 The bundled scan is a phantom with a fixed seed and a small grid (defined once, here), so the demo
-needs no data files and gives the same result on every machine.
+needs no data files and gives the same result on every machine. Steps:
+
+1. render the scan and its exact ground truth (``scan/``);
+2. segment it with the bundled demo model, apply the topology rules and the soft-tissue split
+   (``segmentation/``: ``.seg.nrrd`` for Slicer, label map, per-slice confidence, region summary,
+   PNG overlays);
+3. score the seven regions against the ground truth (``accuracy.md``/``.csv``);
+4. extract the paper's radiomics features per region and slice, and per scan (``radiomics/``).
 """
 
 from __future__ import annotations
@@ -11,16 +18,17 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from ._cli import app
 from .progress import cli_progress
 
-__all__ = ["DemoScan", "DEMO_SCAN", "demo_phantom"]
+__all__ = ["DemoScan", "DEMO_SCAN", "demo_phantom", "run_demo"]
 
 
 @dataclass(frozen=True)
 class DemoScan:
-    """The bundled synthetic scan: seed and grid."""
+    """The bundled synthetic scan: seed and grid (never used to train the demo model)."""
 
     seed: int = 20261121
     size: int = 768  # 0.182 mm pixels over the 140 mm field of view
@@ -42,16 +50,86 @@ def demo_phantom(progress=None):
                     progress=progress)
 
 
+def _accuracy(pred7, truth7):
+    """Per-region precision/recall/F1/IoU of the 7-region map, mean +- SD over slices."""
+    from .regions import REGIONS
+    from .seg.evaluate import metrics_frame, summary_table
+
+    frame = metrics_frame(pred7, truth7, case="demo", stage="final", classes=REGIONS)
+    return summary_table(frame, REGIONS)
+
+
+def run_demo(out: Path, console: Console | None = None, radiomics: bool = True,
+             model: str | None = None) -> dict[str, Path]:
+    """Run every step into ``out``; returns the main files written. ``model``: a model folder or
+    catalogue id (default: the bundled demo model)."""
+    from .phantom.files import write_phantom
+    from .radiomics.tables import write_scan_features
+    from .seg.commands_segment import segment_scan
+    from .seg.evaluate import table_markdown
+    from .viz import save_comparison, save_confidence_plot
+
+    console = console or Console()
+    files: dict[str, Path] = {}
+    d = DEMO_SCAN
+    with cli_progress(f"1/4 synthetic scan (seed {d.seed})", d.n_slices) as cb:
+        ph = demo_phantom(cb)
+    scan_files = write_phantom(ph, out / "scan")
+    files["scan"] = scan_files["image"]
+
+    console.print("[bold]2/4 segmentation[/] (bundled demo model; trained on synthetic scans only)")
+    seg = segment_scan(scan_files["image"], out / "segmentation", model=model, name="demo")
+    res, labels7 = seg["result"], seg["labels7"]
+    k = int(res.confidence["mean_max_prob"].idxmin()) if len(res.confidence) else d.n_slices // 2
+    mid = d.n_slices // 2
+    for name, s in (("overlay", mid), ("overlay_least_confident", k)):
+        files[name] = save_comparison(
+            out / "segmentation" / f"demo_{name}.png", ph.image.array[s], labels7.array[s],
+            ph.labels7.array[s], pixel_mm=ph.grid.pixel_mm,
+            title=f"slice {s}: predicted seven regions vs ground truth")
+    files["confidence_plot"] = save_confidence_plot(out / "segmentation" / "demo_confidence.png",
+                                                    res.confidence)
+    files["segmentation"] = out / "segmentation" / "demo.seg.nrrd"
+
+    table = _accuracy(labels7.array, ph.labels7.array)
+    acc_csv = out / "accuracy.csv"
+    table.to_csv(acc_csv, index=False)
+    (out / "accuracy.md").write_text(table_markdown(
+        table, f"Demo: seven regions vs the phantom's ground truth ({d.n_slices} slices)"))
+    files["accuracy"] = out / "accuracy.md"
+    t = Table(title="3/4 accuracy against the ground truth (mean over slices)")
+    for col in ("region", "F1 (%)", "IoU (%)"):
+        t.add_column(col, justify="right" if col != "region" else "left")
+    for _, row in table.iterrows():
+        t.add_row(f"{row['code']} {row['name']}", f"{100 * row['f1_mean']:.1f}", f"{100 * row['iou_mean']:.1f}")
+    console.print(t)
+    console.print(f"segmented on {res.device} in {res.seconds:.1f} s "
+                  f"({res.slices_per_second:.2f} slices/s); least confident slice: {k}")
+
+    if radiomics:
+        from .io import read_scan
+
+        image = read_scan(scan_files["image"], unit="HU")
+        with cli_progress("4/4 radiomics (paper preset, six regions)", d.n_slices) as cb:
+            slices_path, patient_path = write_scan_features(
+                image, labels7, out / "radiomics" / "demo_features.csv", scan_id="demo", progress=cb)
+        files["features"] = slices_path
+        files["features_patient"] = patient_path
+    return files
+
+
 @app.command("demo")
 def demo_cmd(
     out: Path = typer.Option(Path("demo-output"), "--out", "-o", help="Output folder."),
+    radiomics: bool = typer.Option(True, help="Also extract the radiomics features (about a minute)."),
+    model: str = typer.Option(None, help="Model folder or catalogue id (default: the bundled demo model)."),
 ) -> None:
-    """Run the pipeline on the bundled synthetic scan and write every result to OUT."""
-    from .phantom.files import write_phantom
-
+    """Run the pipeline on the bundled synthetic scan and write every result to OUT: the scan and its
+    ground truth, the seven-region segmentation (.seg.nrrd, label map, PNG overlays, per-slice
+    confidence, region summary), its accuracy against the ground truth, and the radiomics features."""
     console = Console()
     console.rule("[bold]HRpQCT demo")
-    with cli_progress("1/1 synthetic scan", DEMO_SCAN.n_slices) as cb:
-        ph = demo_phantom(cb)
-    paths = write_phantom(ph, out / "scan")
-    console.print(f"synthetic scan and ground truth: {out / 'scan'} (overview: {paths['overview']})")
+    files = run_demo(out, console, radiomics=radiomics, model=model)
+    console.rule("written")
+    for k, p in files.items():
+        console.print(f"  {k:24s} {p}")

@@ -65,11 +65,11 @@ class Anatomy:
     soft_depth_scale: float = 1.0  # scales the deep soft-tissue depth (limb size)
     subcut_fat_mm: float = 4.5  # subcutaneous fat thickness away from the tibia's medial face
     dermis_mm: float = 1.3
-    muscle_hu: float = 65.0  # muscle density (lower with fat infiltration)
+    muscle_hu: float = 125.0  # muscle density at 68 kVp (METHOD's seeds: myotendinous 100-600 HU)
     fat_infiltration: float = 0.06  # intramuscular fat area fraction
     tendon_hu: float = 330.0
     fat_hu: float = -330.0
-    dermis_hu: float = 110.0
+    dermis_hu: float = 150.0
     vessel_hu: float = 45.0
     septa_hu: float = 10.0  # fibrous septa in the subcutaneous fat
     # --- scanner -------------------------------------------------------------------------
