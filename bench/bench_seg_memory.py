@@ -136,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{', scan' if args.in_memory else ''})")
     print(f"  peak RSS of the process       {peak:9.0f} MB  = {peak / (in_mb + out_mb):.2f} x "
           f"(input + output)")
-    print(f"  peak above input + output + pre-call RSS: "
-          f"{peak - (in_mb + out_mb) - res['rss_before_mb'] + (in_mb if args.in_memory else 0):.0f} MB")
+    print(f"  working memory of the call    {peak - res['rss_before_mb'] - out_mb:9.0f} MB  (peak - "
+          f"pre-call RSS - output: batch buffers, network activations"
+          f"{'' if args.in_memory else ', input pages not yet released'})")
     print(f"peak RSS {peak / 1024:.2f} GB (target < 4 GB: {'met' if peak < 4096 else 'NOT met'})")
     return 0
 

@@ -143,6 +143,9 @@ def test_fast_cpu_path_gives_the_same_answer(tiny):
     assert got.shape == ref.shape
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
     assert isinstance(fast.head, FoldedDecodeHead)
+    odd = torch.rand(1, 1, 72, 88)  # stage maps 18x22, 9x11, 5x6, 3x3
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(odd), tiny(odd).logits, rtol=1e-4, atol=1e-5)
     vol = scan(4)
     a = I.segment_volume(vol, tiny, device="cpu", input_spec=SPEC, fast_cpu=True)
     b = I.segment_volume(vol, tiny, device="cpu", input_spec=SPEC, fast_cpu=False)
