@@ -238,6 +238,19 @@ def test_resume_continues_identically(cohort, cache_dir, tmp_path, trained):
     assert more.epochs_done == 4 and more.history[3]["train_loss"] == ref.history[3]["train_loss"]
 
 
+def test_fine_tune_from_own_model_keeps_its_weights(cohort, cache_dir, trained, tmp_path):
+    from hrpqct.seg.model import load_model
+
+    src_dir = trained[0] / "model"
+    cfg = tiny_config(epochs=1, init=str(src_dir), lr=1e-12)
+    res = train_segmentation(read_cases(cohort), tmp_path / "ft", cfg, cache_dir=cache_dir)
+    a, b = load_model(src_dir).model.state_dict(), load_model(res.model_dir).model.state_dict()
+    # lr ~ 0: every trained weight (classifier included) carries over; only BN running stats move
+    moved = [k for k in a if not torch.allclose(a[k].float(), b[k].float(), atol=1e-6)]
+    assert moved and all("batch_norm" in k for k in moved)
+    assert res.history[0]["val_dice"] == pytest.approx(trained[2].best_val_dice, abs=0.05)
+
+
 def test_resume_refuses_another_configuration(cohort, cache_dir, trained):
     out, _, _ = trained
     with pytest.raises(InputError, match="another configuration"):

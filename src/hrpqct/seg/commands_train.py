@@ -59,7 +59,8 @@ def train_seg_cmd(
     arch: Optional[str] = typer.Option(
         None, help='JSON overrides of the SegFormer configuration, e.g. \'{"decoder_hidden_size": 128}\'.'),
     init: Optional[Path] = typer.Option(None, help="Local pretrained SegFormer folder (safetensors) to "
-                                                   "start from; first patch embedding averaged over RGB."),
+                                                   "start from; first patch embedding averaged over RGB. "
+                                                   "A model folder of this project is fine-tuned as is."),
     input_size: int = typer.Option(PREPROCESSING.input_px, help="Network input side, pixels (crop of "
                                                                 f"{PREPROCESSING.crop_mm:.2f} mm)."),
     patch_size: Optional[int] = typer.Option(None, help="Train on random square patches of this side "

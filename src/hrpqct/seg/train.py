@@ -42,7 +42,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import Cancelled, InputError, ModelError
-from ..method import PREPROCESSING, TRAINING, as_dict
+from ..method import MODEL, PREPROCESSING, TRAINING, as_dict
 from ..progress import ProgressCallback, report
 from ..regions import MODEL_CLASSES
 from .dataset import Augment, Case, SliceCache, SliceDataset, build_cache, split_by_patient
@@ -61,6 +61,8 @@ MODEL_DIR = "model"
 SPLIT_FILE = "split.json"
 RESULT_FILE = "result.json"
 _CLASS_CODES = [r.code for r in MODEL_CLASSES]
+_ARCH_KEYS = ("depths", "hidden_sizes", "decoder_hidden_size", "num_attention_heads", "sr_ratios",
+              "mlp_ratios", "patch_sizes", "strides")
 _FG = [r.label for r in MODEL_CLASSES]
 
 
@@ -71,7 +73,8 @@ class TrainConfig:
     ``variant``: ``"b0"``..``"b5"``/``"tiny"``; ``arch``: overrides of the SegFormer
     configuration (e.g. ``{"decoder_hidden_size": 128}``); ``init``: a local pretrained SegFormer
     folder converted with :func:`hrpqct.seg.model.init_from_pretrained` (then ``variant`` and
-    ``arch`` are taken from it). ``input_px``: network input side (pixels) for the
+    ``arch`` are taken from it); a folder written by this project (``model_card.json``, 6 classes,
+    1 channel) is fine-tuned as it is, classifier included. ``input_px``: network input side (pixels) for the
     ``crop_mm`` (mm) crop. ``patch_px``: train on random ``patch_px`` squares of the input
     (faster; validation and inference use whole inputs); ``None`` = whole inputs.
     ``slices_per_scan``/``val_slices_per_scan``: evenly spaced slices used per scan (``None``:
@@ -81,7 +84,7 @@ class TrainConfig:
     """
 
     name: str = "hrpqct-segformer"
-    variant: str = "b3"
+    variant: str = MODEL.variant
     arch: dict[str, Any] = field(default_factory=dict)
     init: str | None = None
     input_px: int = PREPROCESSING.input_px
@@ -277,6 +280,14 @@ def _new_model(cfg: TrainConfig):
 
     torch.manual_seed(cfg.seed)
     if cfg.init:
+        from .model import CARD_FILE, load_model
+
+        if (Path(cfg.init) / CARD_FILE).is_file():  # one of our own model folders: fine-tune it as is
+            loaded = load_model(cfg.init)
+            if loaded.input_spec.to_dict() != cfg.input_spec().to_dict():
+                log.warning("%s was trained with preprocessing %s; fine-tuning with %s", cfg.init,
+                            loaded.input_spec, cfg.input_spec())
+            return loaded.model
         return init_from_pretrained(cfg.init, seed=cfg.seed)
     return build_model(cfg.variant, seed=cfg.seed, **cfg.arch)
 
@@ -385,7 +396,7 @@ def _card(cfg: TrainConfig, state: dict[str, Any], split_doc: dict[str, Any], tr
         training={"config": cfg.to_dict(), "method_defaults": as_dict(TRAINING),
                   "patients": {k: len(v) for k, v in split_doc["patients"].items()},
                   "slices": split_doc["slices"], "epochs_trained": state["epoch"],
-                  "parameters": state.get("parameters")},
+                  "parameters": state.get("parameters"), "architecture": state.get("architecture")},
         metrics=metrics,
         initialised_from=cfg.init or "random initialisation",
     )
@@ -466,6 +477,7 @@ def _train(cases, out: Path, cfg: TrainConfig, *, cache_dir, resume, training_da
                                                         "n": 0, "seconds": 0.0},
         "fingerprint": cfg.fingerprint(), "split": split_doc["patients"], "config": cfg.to_dict(),
         "variant": variant_of(model.config), "parameters": n_params,
+        "architecture": {k: getattr(model.config, k) for k in _ARCH_KEYS},
     }
     if ck_dir is not None:
         loaded = _load_checkpoint(ck_dir, model, optimizer, scheduler)
