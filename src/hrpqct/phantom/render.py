@@ -7,7 +7,7 @@ come from thresholded random fields, and every pixel gets a tissue and an HU val
 is blurred by the scanner's point-spread function and block-averaged to the output grid (partial
 volume); labels are sampled at the output pixel centres, so they are exact for that grid. The skin
 region is the 2 mm band of the soft tissue along the limb's outer boundary (METHOD.md), measured
-on the output grid.
+on the output grid with the same definition as the soft-tissue split.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from scipy import ndimage as ndi
 
 from .. import regions as R
 from ..errors import InputError
-from ..method import SCAN, SOFT_TISSUE
+from ..method import SCAN
+from ..seg.softtissue import skin_band
 from .anatomy import Anatomy, SliceGeometry, slice_geometry
 from .raster import fill_polygon, offset_polygon
 from .texture import StackField, bandpass_field, lowpass_field
 
-__all__ = ["Grid", "Tissue", "SliceRenderer", "skin_band"]
+__all__ = ["Grid", "Tissue", "SliceRenderer"]
 
 
 class Tissue:
@@ -82,12 +83,6 @@ def _close_cortex(lab5: np.ndarray) -> np.ndarray:
         touch = ndi.binary_dilation(outside, structure=np.ones((3, 3), dtype=bool))
         lab5[(lab5 == trab) & touch] = cort
     return lab5
-
-
-def skin_band(limb: np.ndarray, pixel_mm: float, band_mm: float = SOFT_TISSUE.skin_band_mm) -> np.ndarray:
-    """Pixels of ``limb`` (2D bool) within ``band_mm`` of the background (EDT, pixel centres)."""
-    d = ndi.distance_transform_edt(np.pad(limb, 1), sampling=pixel_mm)[1:-1, 1:-1]
-    return limb & (d <= band_mm + 1e-9)
 
 
 class SliceRenderer:
@@ -281,7 +276,9 @@ class SliceRenderer:
         fat = np.isin(tis, Tissue.FAT)
         lab7[soft & fat] = R.region("AT").label
         lab7[soft & ~fat] = R.region("MT").label
-        skin = skin_band(lab5 > 0, self.grid.pixel_mm) & soft
+        # the 2 mm band exactly as the soft-tissue split defines it (distance from a pixel centre to
+        # the nearest outside pixel square; see hrpqct.seg.softtissue.skin_band)
+        skin = skin_band(lab5, (self.grid.pixel_mm, self.grid.pixel_mm)) & soft
         lab7[skin] = R.region("SK").label
         return lab7
 
