@@ -67,7 +67,7 @@ def run_demo(out: Path, console: Console | None = None, radiomics: bool = True,
     from .radiomics.tables import write_scan_features
     from .seg.commands_segment import segment_scan
     from .seg.evaluate import table_markdown
-    from .viz import save_comparison, save_confidence_plot
+    from .viz import save_comparison
 
     console = console or Console()
     files: dict[str, Path] = {}
@@ -82,13 +82,12 @@ def run_demo(out: Path, console: Console | None = None, radiomics: bool = True,
     res, labels7 = seg["result"], seg["labels7"]
     k = int(res.confidence["mean_max_prob"].idxmin()) if len(res.confidence) else d.n_slices // 2
     mid = d.n_slices // 2
-    for name, s in (("overlay", mid), ("overlay_least_confident", k)):
+    for name, s in (("vs_truth", mid), ("vs_truth_least_confident", k)):
         files[name] = save_comparison(
             out / "segmentation" / f"demo_{name}.png", ph.image.array[s], labels7.array[s],
             ph.labels7.array[s], pixel_mm=ph.grid.pixel_mm,
             title=f"slice {s}: predicted seven regions vs ground truth")
-    files["confidence_plot"] = save_confidence_plot(out / "segmentation" / "demo_confidence.png",
-                                                    res.confidence)
+    files["confidence_plot"] = out / "segmentation" / "demo_confidence.png"  # written by segment_scan
     files["segmentation"] = out / "segmentation" / "demo.seg.nrrd"
 
     table = _accuracy(labels7.array, ph.labels7.array)

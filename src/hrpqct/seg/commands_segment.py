@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+
+import numpy as np
 from typing import Optional
 
 import typer
@@ -26,7 +28,9 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
                  name: Optional[str] = None, quiet: bool = False) -> dict:
     """Read ``scan`` (HU), segment it, apply the topology rules and the soft-tissue split, write
     ``<name>.seg.nrrd``, ``<name>_labels.nrrd`` (7 regions), ``<name>_confidence.csv`` and the
-    region summary (``<name>_regions.csv``, ``_slices.csv``, ``_scan.csv``) into ``out``.
+    region summary (``<name>_regions.csv``, ``_slices.csv``, ``_scan.csv``) into ``out``, and two
+    pictures: ``<name>_overlay.png`` (the middle and the least confident slice with their regions)
+    and ``<name>_confidence.png`` (confidence per slice).
 
     Returns ``{"result": SegmentationResult, "labels7": Volume, "summary": Summary, "written": [...]}``.
     """
@@ -61,8 +65,28 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
         result.write_confidence_csv(out / f"{stem}_confidence.csv"),
     ]
     written += write_summary(summary, out, stem)
+    written += _pictures(image, labels7, result, out, stem)
     return {"result": result, "labels7": vol7, "summary": summary, "written": written,
             "model": loaded}
+
+
+def _pictures(image, labels7: np.ndarray, result, out: Path, stem: str) -> list[Path]:
+    """The middle and the least confident slice with their regions, and the confidence plot."""
+    from ..viz import save_confidence_plot, save_overview
+
+    nz = image.shape[0]
+    mid = nz // 2
+    worst = int(result.least_confident(1)[0]) if nz else mid
+    px = float(image.spacing[0])
+    paths = [save_overview(out / f"{stem}_overlay.png", image.array[mid], labels7[mid], pixel_mm=px,
+                           title=f"{stem}: slice {mid} of {nz}")]
+    if worst != mid:
+        paths.append(save_overview(out / f"{stem}_overlay_least_confident.png", image.array[worst],
+                                   labels7[worst], pixel_mm=px,
+                                   title=f"{stem}: least confident slice ({worst})"))
+    paths.append(save_confidence_plot(out / f"{stem}_confidence.png", result.confidence,
+                                      title=f"{stem}: confidence per slice"))
+    return paths
 
 
 def _stem(path: Path) -> str:
@@ -95,8 +119,9 @@ def segment_cmd(
     """Segment a scan into the seven regions (TC, TT, FC, FT, SK, MT, AT).
 
     Writes <name>.seg.nrrd (Slicer segmentation), <name>_labels.nrrd (label map),
-    <name>_confidence.csv (per-slice confidence: review the least confident slices first) and the
-    region summary <name>_regions.csv, <name>_slices.csv, <name>_scan.csv.
+    <name>_confidence.csv and .png (per-slice confidence: review the least confident slices first),
+    the region summary <name>_regions.csv, <name>_slices.csv, <name>_scan.csv, and
+    <name>_overlay.png (regions on the middle and the least confident slice).
     """
     if upsample not in (None, "bilinear", "nearest"):
         raise InputError(f"--upsample must be bilinear or nearest, got {upsample!r}")

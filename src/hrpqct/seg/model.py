@@ -152,6 +152,9 @@ def check_model_folder(folder: str | os.PathLike, need_card: bool = True) -> Pat
 
 
 def _from_pretrained(cls, folder: Path, **kw):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress bars only; loading a local file is quick
     try:
         return cls.from_pretrained(str(folder), local_files_only=True, use_safetensors=True, **kw)
     except ModelError:
