@@ -43,8 +43,12 @@ def test_segment_writes_seven_regions_confidence_and_summary(tmp_path, scan_file
     assert run("segment", str(path), "--out", str(out), "--model", str(model_dir), "--device", "cpu",
                "--batch-size", "2", "-q") == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["leg.seg.nrrd", "leg_confidence.csv", "leg_labels.nrrd", "leg_regions.csv",
-                     "leg_scan.csv", "leg_slices.csv"]
+    assert {"leg.seg.nrrd", "leg_confidence.csv", "leg_labels.nrrd", "leg_regions.csv",
+            "leg_scan.csv", "leg_slices.csv", "leg_overlay.png", "leg_confidence.png"} <= set(names)
+    assert set(names) - {"leg_overlay_least_confident.png"} == {
+        "leg.seg.nrrd", "leg_confidence.csv", "leg_labels.nrrd", "leg_regions.csv", "leg_scan.csv",
+        "leg_slices.csv", "leg_overlay.png", "leg_confidence.png"}
+    assert (out / "leg_overlay.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lab = read_labelmap(out / "leg_labels.nrrd")
     assert lab.shape == ph.image.shape
     np.testing.assert_allclose(lab.spacing, ph.image.spacing, rtol=1e-6)
