@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hrpqct.errors import GeometryError
@@ -70,6 +71,10 @@ def test_summary_mean_sd_over_slices_and_markdown():
     assert t.loc["FC", "f1_n"] == 0 and np.isnan(t.loc["FC", "f1_mean"])
     # Mean row: mean of the defined class means (TC 4/14, TT 0)
     assert t.loc["Mean", "f1_mean"] == pytest.approx((4 / 14 + 0) / 2)
+    # two scans with the same short name are still two sets of slices (keyed by the scan file)
+    two = pd.concat([E.metrics_frame(pred, truth, case="c", scan="a/c"),
+                     E.metrics_frame(pred, truth, case="c", scan="b/c")])
+    assert E.summary_table(two).set_index("code").loc["Mean", "f1_n"] == 4
     md = E.table_markdown(E.summary_table(frame), "Raw")
     assert "| Tibia cortical (TC) | 25.00 ± 35.36 | 66.67 | 28.57 ± 40.41 | 20.00 ± 28.28 | 2 |" in md
     assert "**Mean**" in md and "n/a" in md
@@ -119,12 +124,12 @@ def test_eval_seg_end_to_end_with_a_tiny_model(tmp_path):
         assert (out / f).is_file(), f
     summary = json.loads((out / "summary.json").read_text())
     assert summary["facts"]["n_slices"] == 2 and set(summary["headline"]) == {"raw", "postprocessed"}
-    import pandas as pd
 
     per = pd.read_csv(out / "per_slice.csv")
     raw = segment_volume(img, load_model(model_dir), device="cpu").labels.array
     ref = E.metrics_frame(raw, lab, case="p1", stage="raw")
     got = per[per.stage == "raw"].reset_index(drop=True)
+    assert got.scan.str.endswith("image.nrrd").all()
     np.testing.assert_array_equal(got[["tp", "fp", "fn"]].to_numpy(), ref[["tp", "fp", "fn"]].to_numpy())
     card = json.loads((model_dir / "model_card.json").read_text())
     assert card["metrics"]["eval:t"]["n_slices"] == 2

@@ -83,8 +83,10 @@ def slice_metrics(counts: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def metrics_frame(pred: np.ndarray, truth: np.ndarray, *, case: str = "", patient: str = "",
-                  stage: str = "", classes=MODEL_CLASSES):
-    """Long table: one row per slice and class with counts and the four metrics."""
+                  stage: str = "", scan: str = "", classes=MODEL_CLASSES):
+    """Long table: one row per slice and class with counts and the four metrics.
+
+    ``case`` is a short name, ``scan`` the file (slices are identified by scan and index)."""
     import pandas as pd
 
     labels = [r.label for r in classes]
@@ -93,7 +95,7 @@ def metrics_frame(pred: np.ndarray, truth: np.ndarray, *, case: str = "", patien
     n = counts.shape[0]
     rows = {
         "case": np.repeat(case, n * len(labels)), "patient": np.repeat(patient, n * len(labels)),
-        "stage": np.repeat(stage, n * len(labels)),
+        "stage": np.repeat(stage, n * len(labels)), "scan": np.repeat(scan or case, n * len(labels)),
         "slice": np.repeat(np.arange(n), len(labels)),
         "label": np.tile(labels, n), "code": np.tile([r.code for r in classes], n),
         "tp": counts[..., 0].ravel(), "fp": counts[..., 1].ravel(), "fn": counts[..., 2].ravel(),
@@ -122,7 +124,7 @@ def summary_table(frame, classes=MODEL_CLASSES):
     mean: dict[str, Any] = {"label": -1, "code": "Mean", "name": "Mean of the classes"}
     keyed = frame[frame.code.isin(codes)]
     for k in METRICS:
-        per_slice = keyed.groupby(["case", "stage", "slice"])[k].mean()  # mean skips NaN
+        per_slice = keyed.groupby(["scan", "stage", "slice"])[k].mean()  # mean skips NaN
         per_slice = per_slice.to_numpy(dtype=float)
         per_slice = per_slice[~np.isnan(per_slice)]
         mean[f"{k}_n"] = int(per_slice.size)
@@ -197,10 +199,11 @@ def evaluate_cases(model, cases, *, postprocess: bool = True, device: str = "aut
         seconds += res.seconds
         raw = res.labels.array
         name = Path(case.scan).parent.name if Path(case.scan).name.startswith("image.") else Path(case.scan).name
-        frames.append(metrics_frame(raw, truth, case=name, patient=case.patient, stage="raw"))
+        frames.append(metrics_frame(raw, truth, case=name, patient=case.patient, stage="raw", scan=case.scan))
         if postprocess:
             post = topology(raw, image.spacing)
-            frames.append(metrics_frame(post, truth, case=name, patient=case.patient, stage="postprocessed"))
+            frames.append(metrics_frame(post, truth, case=name, patient=case.patient, stage="postprocessed",
+                                        scan=case.scan))
         facts_cases.append({"case": name, "patient": case.patient, "scan": case.scan, "mask": case.mask,
                             "slices": int(image.shape[0]), "shape": list(image.shape),
                             "spacing_mm": [float(s) for s in image.spacing], "device": res.device,
