@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from ..errors import InputError
 from ..progress import cli_progress
 from ..regions import REGIONS
 
-__all__ = ["segment_cmd", "segment_scan"]
+__all__ = ["segment_cmd", "segment_scan", "json_progress"]
 
 _console = Console()
 log = logging.getLogger(__name__)
@@ -25,12 +27,17 @@ log = logging.getLogger(__name__)
 
 def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: str = "auto",
                  batch_size: Optional[int] = None, fast_cpu: bool = True, upsample: Optional[str] = None,
-                 name: Optional[str] = None, quiet: bool = False) -> dict:
+                 name: Optional[str] = None, quiet: bool = False,
+                 progress_json: Optional[Path] = None) -> dict:
     """Read ``scan`` (HU), segment it, apply the topology rules and the soft-tissue split, write
     ``<name>.seg.nrrd``, ``<name>_labels.nrrd`` (7 regions), ``<name>_confidence.csv`` and the
     region summary (``<name>_regions.csv``, ``_slices.csv``, ``_scan.csv``) into ``out``, and two
     pictures: ``<name>_overlay.png`` (the middle and the least confident slice with their regions)
     and ``<name>_confidence.png`` (confidence per slice).
+
+    ``progress_json``: a file to which each step appends machine-readable progress, one JSON
+    object per line (:func:`json_progress`), for callers that run the command in the background
+    (the Slicer module); the terminal bars are then off.
 
     Returns ``{"result": SegmentationResult, "labels7": Volume, "summary": Summary, "written": [...]}``.
     """
@@ -41,15 +48,20 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     from .softtissue import split_soft_tissue
     from .summary import summarize, write_summary
 
+    def stage(key: str, label: str, total: Optional[int]):
+        if progress_json is not None:
+            return json_progress(progress_json, key, label, total)
+        return cli_progress(label, total, enabled=not quiet)
+
     loaded = load_model(resolve_model(model))  # fails early, before reading a large scan
-    with cli_progress("Reading", None, enabled=not quiet) as cb:
+    with stage("read", "Reading", None) as cb:
         image = read_scan(scan, unit="HU", progress=cb)
-    with cli_progress(f"Segmenting ({device})", image.shape[0], enabled=not quiet) as cb:
+    with stage("segment", f"Segmenting ({device})", image.shape[0]) as cb:
         result = segment_volume(image, loaded, device=device, batch_size=batch_size, progress=cb,
                                 fast_cpu=fast_cpu, upsample=upsample)
-    with cli_progress("Topology rules", image.shape[0], enabled=not quiet) as cb:
+    with stage("topology", "Topology rules", image.shape[0]) as cb:
         labels5 = postprocess(result.labels.array, image.spacing, progress=cb)
-    with cli_progress("Soft-tissue split", image.shape[0], enabled=not quiet) as cb:
+    with stage("split", "Soft-tissue split", image.shape[0]) as cb:
         labels7 = split_soft_tissue(labels5, image.array, image.spacing, progress=cb)
     del labels5
     vol7 = image.with_array(labels7, unit="label", label_map="regions7",
@@ -59,6 +71,9 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
 
     out.mkdir(parents=True, exist_ok=True)
     stem = name or _stem(scan)
+    if progress_json is not None:
+        with json_progress(progress_json, "write", "Writing files", None):
+            pass  # one line: the last step has started
     written = [
         write_segmentation(vol7, out / f"{stem}.seg.nrrd", table=REGIONS),
         write_labelmap(vol7, out / f"{stem}_labels.nrrd", table=REGIONS),
@@ -68,6 +83,22 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     written += _pictures(image, labels7, result, out, stem)
     return {"result": result, "labels7": vol7, "summary": summary, "written": written,
             "model": loaded}
+
+
+@contextmanager
+def json_progress(path: Path, stage: str, label: str, total: Optional[int] = None):
+    """A progress callback that appends ``{"stage", "label", "done", "total"}`` as one JSON line
+    to ``path`` per call (flushed, so a reader polling the file sees it at once)."""
+    path = Path(path)
+
+    def cb(done: int, total_: Optional[int]) -> None:
+        line = json.dumps({"stage": stage, "label": label, "done": int(done),
+                           "total": None if total_ is None else int(total_)})
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    cb(0, total)
+    yield cb
 
 
 def _pictures(image, labels7: np.ndarray, result, out: Path, stem: str) -> list[Path]:
@@ -115,6 +146,9 @@ def segment_cmd(
     threads: Optional[int] = typer.Option(None, min=1, help="CPU threads for torch (default: all cores)."),
     name: Optional[str] = typer.Option(None, help="Output file stem (default: the scan's name)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    progress_json: Optional[Path] = typer.Option(
+        None, "--progress-json", help="Append machine-readable progress to this file, one JSON "
+                                      "object per line (stage, label, done, total); no bars."),
 ) -> None:
     """Segment a scan into the seven regions (TC, TT, FC, FT, SK, MT, AT).
 
@@ -131,7 +165,8 @@ def segment_cmd(
         torch.set_num_threads(threads)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     res = segment_scan(scan, out, model=model, device=device, batch_size=batch_size,
-                       fast_cpu=fast_cpu, upsample=upsample, name=name, quiet=quiet)
+                       fast_cpu=fast_cpu, upsample=upsample, name=name, quiet=quiet,
+                       progress_json=progress_json)
     r = res["result"]
     _console.print(f"model {res['model'].card.name!r} on {r.device}"
                    f"{' (fast CPU path)' if r.fast_cpu else ''}, batch {r.batch_size}: "
