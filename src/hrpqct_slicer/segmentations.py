@@ -103,12 +103,14 @@ def labelmap_to_segmentation(
     reference: Any = None,
     table: tuple[Region, ...] | str = REGIONS,
     name: str = "HRpQCT regions",
+    node: Any = None,
 ) -> Any:
     """A segmentation node with one segment per region present in the ``labels`` volume.
 
     ``labels`` holds label values from ``table`` (``"regions"``: 1-7, ``"model"``: 1-5; 0 is
     background). ``reference`` is the image volume node the segmentation belongs to; its grid must
-    equal the label map's.
+    equal the label map's. With ``node`` (an existing segmentation node) its segments are
+    replaced in place (its name and display settings kept) instead of adding a new node.
     """
     table = table_for(table)
     _check_contiguous(table)
@@ -129,8 +131,13 @@ def labelmap_to_segmentation(
 
     labelmap_node = volume_to_node(scene, labels.with_array(array.astype(np.uint8), unit="label"),
                                    name=f"{name} (import)", labelmap=True)
-    seg_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
-    seg_node.CreateDefaultDisplayNodes()
+    if node is None:
+        seg_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+    else:
+        seg_node = node
+        seg_node.GetSegmentation().RemoveAllSegments()
+    if seg_node.GetDisplayNode() is None:
+        seg_node.CreateDefaultDisplayNodes()
     seg_node.SetReferenceImageGeometryParameterFromVolumeNode(reference or labelmap_node)
     segmentation = seg_node.GetSegmentation()
     ids = vtk.vtkStringArray()
