@@ -153,7 +153,9 @@ def _load_module(name: str, monkeypatch) -> types.ModuleType:
     return module
 
 
-@pytest.mark.parametrize("name", MODULES)
+# HRpQCTSeg and HRpQCTRadiomics have widgets now: test_slicer_modules.py builds them against a
+# stub of Slicer's Qt API. HRpQCTClassify still only describes itself.
+@pytest.mark.parametrize("name", ["HRpQCTClassify"])
 def test_module_class_is_honest_about_missing_gui(name, monkeypatch):
     module = _load_module(name, monkeypatch)
     parent = types.SimpleNamespace()

@@ -91,7 +91,8 @@ def test_read_progress_complete_lines_only(tmp_path):
     p.write_bytes(b'{"stage": "read", "label": "Reading", "done": 0, "total": null}\n'
                   b'not json\n{"stage": "segment", "done": 3, "total": 10}\n{"stage": "seg')
     events, off = J.read_progress(p)
-    assert events == [J.Progress("read", "Reading", 0, None), J.Progress("segment", "segment", 3, 10)]
+    assert events == [J.Progress("read", "Reading", 0, None),
+                      J.Progress("segment", "segment", 3, 10)]
     assert off == p.read_bytes().rfind(b"\n") + 1
     with open(p, "ab") as fh:
         fh.write(b'ment", "done": 4, "total": 10}\n')
