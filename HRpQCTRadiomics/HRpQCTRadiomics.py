@@ -252,7 +252,11 @@ class HRpQCTRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self.logic.getParameters()
         changed = False
         if p.input_volume is None:
-            p.input_volume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            scene = slicer.mrmlScene
+            scans = [scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
+                     for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
+            p.input_volume = next((n for n in scans
+                                   if not n.IsA("vtkMRMLLabelMapVolumeNode")), None)
             changed = p.input_volume is not None
         if p.input_segmentation is None:
             p.input_segmentation = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLSegmentationNode")

@@ -303,7 +303,7 @@ class HRpQCTSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(self.logic.getParameterNode())
         p = self.logic.getParameters()
         if p.input_volume is None:
-            first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            first = _firstScan(slicer.mrmlScene)
             if first is not None:
                 p.input_volume = first
                 self.logic.setParameters(p)
@@ -490,6 +490,15 @@ class HRpQCTSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 p.output_segmentation, p.input_volume, p.export_folder, p.case_id,
                 subjectId=p.subject_id or None, annotator=p.annotator or None)
             self.statusLabel.text = f"Exported {case.case_id} to {case.folder} ({case.manifest})"
+
+
+def _firstScan(scene):
+    """The first scalar volume that is not a label map (label maps are scalar volumes too)."""
+    for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
+        node = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
+        if not node.IsA("vtkMRMLLabelMapVolumeNode"):
+            return node
+    return None
 
 
 def _selectData(combo, value):

@@ -519,10 +519,11 @@ def test_seg_module_loads_the_terminology_at_startup(fake_slicer):
 # --- HRpQCTSeg widget ---------------------------------------------------------------------------
 def test_seg_widget_builds_and_mirrors_the_parameter_node(fake_slicer, catalogue):
     module = _load("HRpQCTSeg")
+    B.volume_to_node(fake_slicer.scene, catalogue.phantom.labels7, name="labels")
     node = B.volume_to_node(fake_slicer.scene, catalogue.phantom.image, name="leg")
     w, parent = _build_widget(module, "HRpQCTSeg")
     # controls exist and start from the parameter node's defaults
-    assert w.inputVolumeSelector.currentNode() is node  # the first volume is picked
+    assert w.inputVolumeSelector.currentNode() is node  # the first scan (not the label map)
     assert [w.modelComboBox.itemData(i) for i in range(w.modelComboBox.count)] == [
         "tiny-test", "absent"]
     assert w.modelComboBox.itemText(1).endswith("(not installed)")
@@ -568,7 +569,9 @@ def test_seg_widget_runs_reviews_refines_exports(fake_slicer, catalogue, tmp_pat
     _run_timer(w)
     assert not w._timer.isActive() and not w.progressBar.visible
     assert w.statusLabel.text.startswith("Done"), w.statusLabel.text
-    assert any(f.startswith("Segmenting (cpu)") for f in w.progressBar.formats)
+    formats = w.progressBar.formats  # what the bar showed at each timer tick
+    assert formats[0].startswith("Starting") and formats[-1].startswith("Done in")
+    assert w.progressBar.value == 1000
     p = w.logic.getParameters()
     seg = p.output_segmentation
     assert seg is not None and w.outputSegmentationSelector.currentNode() is seg
@@ -667,6 +670,7 @@ def test_radiomics_widget_builds_mirrors_and_runs(fake_slicer, case, tmp_path):
     module = _load("HRpQCTRadiomics")
     scene = fake_slicer.scene
     ph = case.phantom
+    B.volume_to_node(scene, ph.labels7, name="labels")
     node = B.volume_to_node(scene, ph.image, name="leg")
     logic = B.segmentations_logic(scene)
     seg = B.labelmap_to_segmentation(scene, logic, ph.labels7, reference=node)

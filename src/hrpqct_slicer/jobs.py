@@ -200,6 +200,7 @@ class BackgroundJob:
         self._t0 = 0.0
         self.log_text = ""
         self.argv: list[str] = []
+        self.events: list[Progress] = []  # every progress line read, in order
 
     # --- running ------------------------------------------------------------------------------
     def start(self) -> JobStatus:
@@ -314,6 +315,7 @@ class BackgroundJob:
 
     def _read_progress(self) -> None:
         events, self._offset = read_progress(self.progress_file, self._offset)
+        self.events.extend(events)
         for ev in events:
             self.status.stage, self.status.label = ev.stage, ev.label
             self.status.done, self.status.total = ev.done, ev.total
