@@ -445,7 +445,7 @@ class HRpQCTSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onEditButton(self, checked=False):
         p = self.logic.getParameters()
         slicer.util.selectModule("SegmentEditor")
-        editor = slicer.modules.SegmentEditorWidget.editor
+        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
         editor.setSegmentationNode(p.output_segmentation)
         editor.setSourceVolumeNode(p.input_volume)
 
