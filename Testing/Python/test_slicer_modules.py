@@ -551,7 +551,7 @@ def test_seg_widget_builds_and_mirrors_the_parameter_node(fake_slicer, catalogue
     w.cleanup()
 
 
-def test_seg_widget_runs_reviews_refines_exports(fake_slicer, catalogue, tmp_path):
+def test_seg_widget_runs_reviews_refines_exports(fake_slicer, catalogue, tmp_path, monkeypatch):
     module = _load("HRpQCTSeg")
     scene = fake_slicer.scene
     node = B.volume_to_node(scene, catalogue.phantom.image, name="leg")
@@ -586,6 +586,18 @@ def test_seg_widget_runs_reviews_refines_exports(fake_slicer, catalogue, tmp_pat
     m = view.GetSliceToRAS()
     assert [m.GetElement(i, 3) for i in range(3)] == pytest.approx(
         list(B.slice_center_ras(node, k)))
+    # "Correct in Segment Editor": Segment Editor shown on the segmentation and the scan
+    editor = types.SimpleNamespace(calls=[])
+    editor.setSegmentationNode = lambda n: editor.calls.append(("seg", n))
+    editor.setSourceVolumeNode = lambda n: editor.calls.append(("source", n))
+    shown = types.SimpleNamespace(editor=editor)
+    slicer.modules.segmenteditor = types.SimpleNamespace(
+        widgetRepresentation=lambda: types.SimpleNamespace(self=lambda: shown))
+    selected = []
+    monkeypatch.setattr(slicer.util, "selectModule", selected.append)
+    assert w.editButton.enabled
+    w.editButton.click()
+    assert selected == ["SegmentEditor"] and editor.calls == [("seg", seg), ("source", node)]
     # refine (the output segmentation is now set, so the button is enabled)
     assert w.refineButton.enabled
     w.refineButton.click()
