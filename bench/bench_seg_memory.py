@@ -37,7 +37,7 @@ SPACING = (0.0607, 0.0607, 0.0607)
 
 
 def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
+    with open("/proc/self/status", encoding="utf-8") as fh:
         for line in fh:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
@@ -47,7 +47,7 @@ def rss_mb() -> float:
 def peak_mb() -> float:
     """Peak RSS of this process's address space (VmHWM). Not ``ru_maxrss``: Linux carries that
     over from the parent across fork + exec, so a child would report the parent's peak."""
-    with open("/proc/self/status") as fh:
+    with open("/proc/self/status", encoding="utf-8") as fh:
         for line in fh:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
@@ -57,7 +57,7 @@ def peak_mb() -> float:
 def reset_peak() -> bool:
     """Reset VmHWM to the current RSS (Linux >= 4.0), so the peak is that of what follows."""
     try:
-        with open("/proc/self/clear_refs", "w") as fh:
+        with open("/proc/self/clear_refs", "w", encoding="utf-8") as fh:
             fh.write("5")
         return True
     except OSError:

@@ -137,6 +137,6 @@ def test_single_2d_dicom_file_is_refused(tmp_path, hu):
 
 def test_folder_without_dicom_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "notes.txt").write_text("nothing here")
+    (tmp_path / "empty" / "notes.txt").write_text("nothing here", encoding="utf-8")
     with pytest.raises(InputError, match="no DICOM series"):
         read_scan(tmp_path / "empty")

@@ -59,7 +59,7 @@ def test_nifti_renamed_to_aim(tmp_path):
 
 def test_unknown_format(tmp_path):
     p = tmp_path / "notes.txt"
-    p.write_text("just text, no image here\n" * 30)
+    p.write_text("just text, no image here\n" * 30, encoding="utf-8")
     with pytest.raises(InputError, match=f"{p}: unknown image format"):
         read_scan(p)
 

@@ -95,7 +95,7 @@ def test_cli_phantom_and_cohort(tmp_path):
         assert (tmp_path / "p" / f).exists(), f
     img = read_scan(tmp_path / "p" / PHANTOM_FILES["image"])
     assert img.shape == (2, 160, 160) and img.unit == "HU"
-    assert json.loads((tmp_path / "p" / "anatomy.json").read_text())["anatomy"]["seed"] == 9
+    assert json.loads((tmp_path / "p" / "anatomy.json").read_text(encoding="utf-8"))["anatomy"]["seed"] == 9
     res = runner.invoke(app, ["phantom-cohort", "--out", str(tmp_path / "c"), "--subjects", "40",
                               "--table-only", "--seed", "2"])
     assert res.exit_code == 0, res.output

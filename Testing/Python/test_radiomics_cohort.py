@@ -134,7 +134,7 @@ def test_local_cluster_and_process_pool_match_serial(cohort_dir, clean):
 def test_manifest_checks(tmp_path):
     def write(text):
         f = tmp_path / "m.csv"
-        f.write_text(text)
+        f.write_text(text, encoding="utf-8")
         return f
 
     with pytest.raises(InputError, match="lacks"):

@@ -98,7 +98,7 @@ USER_PER_REGION = {  # resampling: PyRadiomics filters a region-sized crop, so d
 def test_user_preset_parity(tmp_path, slice96, params):
     img, masks, sp = slice96
     f = tmp_path / "user.yaml"
-    f.write_text(yaml.safe_dump(params))
+    f.write_text(yaml.safe_dump(params), encoding="utf-8")
     sub = {k: masks[k] for k in ("TT", "FT", "AT", "ST6mm", "absent")}
     ours = MultiRegionExtractor(f).execute(img, sub, sp)
     ref = pyradiomics_execute(img, sub, sp, f)

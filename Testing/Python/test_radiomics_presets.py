@@ -80,7 +80,7 @@ def test_shipped_presets_match_method_defaults():
     """The YAML files and hrpqct.method.Radiomics hold the same numbers."""
     r = RADIOMICS
     for name in PRESETS:
-        doc = yaml.safe_load(preset_path(name).read_text())
+        doc = yaml.safe_load(preset_path(name).read_text(encoding="utf-8"))
         s, it = doc["setting"], doc["imageType"]
         assert s["binWidth"] == r.bin_width_hu
         assert s["minimumROISize"] == r.min_region_px
@@ -88,7 +88,7 @@ def test_shipped_presets_match_method_defaults():
         assert it["Wavelet"]["wavelet"] == r.wavelet
         assert it["Gradient"]["binWidth"] == r.bin_width_gradient_hu_per_mm
         assert "resampledPixelSpacing" not in s and not s.get("normalize", False)
-    it = yaml.safe_load(preset_path("paper").read_text())["imageType"]
+    it = yaml.safe_load(preset_path("paper").read_text(encoding="utf-8"))["imageType"]
     assert it["LBP2D"]["lbp2DSamples"] == r.lbp2d_neighbours
     assert it["LBP2D"]["lbp2DRadius"] == r.lbp2d_radius_px
     assert it["LBP2D"]["binWidth"] == r.bin_width_lbp
@@ -107,7 +107,7 @@ def test_user_parameter_file(tmp_path):
                                  "original_glcm_Idmn", "square_firstorder_Mean",
                                  "square_firstorder_Entropy", "square_glcm_Idmn"]
     j = tmp_path / "mine.json"
-    j.write_text('{"imageType": {"Original": {}}, "featureClass": {"ngtdm": null}}')
+    j.write_text('{"imageType": {"Original": {}}, "featureClass": {"ngtdm": null}}', encoding="utf-8")
     assert len(load_preset(j).feature_names()) == 5
 
 
@@ -122,7 +122,7 @@ def test_user_parameter_file(tmp_path):
 ])
 def test_rejected_parameter_files_name_the_file(tmp_path, content, words):
     f = tmp_path / "params.yaml"
-    f.write_text(content)
+    f.write_text(content, encoding="utf-8")
     with pytest.raises(InputError) as err:
         load_preset(f)
     assert str(f) in str(err.value) and words in str(err.value)

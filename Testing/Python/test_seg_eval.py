@@ -122,7 +122,7 @@ def test_eval_seg_end_to_end_with_a_tiny_model(tmp_path):
     assert r.exit_code == 0, r.output
     for f in ("table.md", "table_raw.csv", "table_postprocessed.csv", "per_slice.csv", "summary.json"):
         assert (out / f).is_file(), f
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["facts"]["n_slices"] == 2 and set(summary["headline"]) == {"raw", "postprocessed"}
 
     per = pd.read_csv(out / "per_slice.csv")
@@ -131,5 +131,5 @@ def test_eval_seg_end_to_end_with_a_tiny_model(tmp_path):
     got = per[per.stage == "raw"].reset_index(drop=True)
     assert got.scan.str.endswith("image.nrrd").all()
     np.testing.assert_array_equal(got[["tp", "fp", "fn"]].to_numpy(), ref[["tp", "fp", "fn"]].to_numpy())
-    card = json.loads((model_dir / "model_card.json").read_text())
+    card = json.loads((model_dir / "model_card.json").read_text(encoding="utf-8"))
     assert card["metrics"]["eval:t"]["n_slices"] == 2

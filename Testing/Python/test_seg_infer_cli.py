@@ -68,7 +68,7 @@ def test_segment_without_installed_model_fails_clearly(tmp_path, scan_file, monk
     cat = {"default": "demo-synthetic", "models": [
         {"id": "demo-synthetic", "title": "demo", "variant": "b0", "description": "",
          "folder": "demo-synthetic", "bundled": True}]}
-    (tmp_path / "catalog.json").write_text(json.dumps(cat))
+    (tmp_path / "catalog.json").write_text(json.dumps(cat), encoding="utf-8")
     monkeypatch.setenv("HRPQCT_MODELS_DIR", str(tmp_path))
     assert run("segment", str(path), "--out", str(tmp_path / "o"), "-q") == 2
     err = capsys.readouterr().err

@@ -107,10 +107,10 @@ def test_save_and_load_with_card(tmp_path, monkeypatch):
     assert "model.safetensors" in names and "config.json" in names
     assert "model_card.json" in names and "README.md" in names
     assert not any(n.endswith((".bin", ".pt", ".pth")) for n in names)
-    d = json.loads((folder / "model_card.json").read_text())
+    d = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
     assert [c["code"] for c in d["classes"]] == ["BG"] + [r.code for r in MODEL_CLASSES]
     assert d["preprocessing"]["input_px"] == 256
-    readme = (folder / "README.md").read_text()
+    readme = (folder / "README.md").read_text(encoding="utf-8")
     assert "Tibia cortical" in readme and "256 x 256" in readme and "unit-test" in readme
     monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("torch.load must never be called"))
     loaded = M.load_model(folder)
@@ -133,7 +133,7 @@ def test_catalogue_and_default_model(tmp_path, monkeypatch):
     # a catalogue whose default model folder is missing: clear ModelError, nothing downloaded
     cat = {"default": "demo", "models": [{"id": "demo", "title": "d", "variant": "tiny",
                                           "description": "", "folder": "demo", "bundled": True}]}
-    (tmp_path / "catalog.json").write_text(json.dumps(cat))
+    (tmp_path / "catalog.json").write_text(json.dumps(cat), encoding="utf-8")
     monkeypatch.setenv("HRPQCT_MODELS_DIR", str(tmp_path))
     with pytest.raises(ModelError, match="not installed"):
         M.resolve_model(None)

@@ -118,10 +118,10 @@ def test_read_cases_from_cohort_and_errors(cohort, tmp_path):
                                     f"sub-0001,{cases[0].scan},{cases[0].mask},77\n")
     assert read_cases(tmp_path / "c.csv")[0].patient == "sub-0001-seed77"
     with pytest.raises(InputError, match="no mask column"):
-        (tmp_path / "m.csv").write_text("scan\nx.nrrd\n")
+        (tmp_path / "m.csv").write_text("scan\nx.nrrd\n", encoding="utf-8")
         read_cases(tmp_path / "m.csv")
     with pytest.raises(InputError, match="not found"):
-        (tmp_path / "m2.csv").write_text("scan,mask\nx.nrrd,y.nrrd\n")
+        (tmp_path / "m2.csv").write_text("scan,mask\nx.nrrd,y.nrrd\n", encoding="utf-8")
         read_cases(tmp_path / "m2.csv")
 
 
@@ -194,9 +194,9 @@ def test_tiny_training_loss_falls_and_dice_rises(trained):
     assert h[-1]["train_loss"] < 0.75 * h[0]["train_loss"]
     assert max(r["val_dice"] for r in h[-3:]) > h[0]["val_dice"] + 0.1
     assert res.best_val_dice == max(r["val_dice"] for r in h)
-    log = (out / "log.csv").read_text().splitlines()
+    log = (out / "log.csv").read_text(encoding="utf-8").splitlines()
     assert len(log) == 9 and log[0].startswith("epoch,lr,train_loss")
-    split = json.loads((out / "split.json").read_text())
+    split = json.loads((out / "split.json").read_text(encoding="utf-8"))
     assert [len(split["patients"][k]) for k in ("train", "val", "test")] == [4, 1, 1]
     # the best epoch was saved with a card recording the preprocessing
     from hrpqct.seg.model import load_model
@@ -276,6 +276,6 @@ def test_train_seg_cli(cohort, cache_dir, tmp_path):
         "--no-progress", "--name", "cli-test"])
     assert r.exit_code == 0, r.output
     assert "val Dice" in r.output and (out / "model" / "model.safetensors").is_file()
-    card = json.loads((out / "model" / "model_card.json").read_text())
+    card = json.loads((out / "model" / "model_card.json").read_text(encoding="utf-8"))
     assert card["name"] == "cli-test" and card["preprocessing"]["input_px"] == 64
     assert "6 scans of 6 patients" in card["training_data"]

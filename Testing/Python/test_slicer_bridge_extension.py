@@ -78,10 +78,10 @@ def manifest(tmp_path_factory) -> list[str]:
     if not (has_cc and has_cxx):
         pytest.skip("project() needs a C and a C++ compiler, as in any Slicer extension build")
     stub = tmp_path_factory.mktemp("slicer-stub")
-    (stub / "SlicerConfig.cmake").write_text(_STUB_CONFIG)
-    (stub / "UseSlicer.cmake").write_text("enable_testing()\n")
-    (stub / "GenerateConfig.cmake").write_text(_STUB_GENERATE)
-    (stub / "CPack.cmake").write_text("")
+    (stub / "SlicerConfig.cmake").write_text(_STUB_CONFIG, encoding="utf-8")
+    (stub / "UseSlicer.cmake").write_text("enable_testing()\n", encoding="utf-8")
+    (stub / "GenerateConfig.cmake").write_text(_STUB_GENERATE, encoding="utf-8")
+    (stub / "CPack.cmake").write_text("", encoding="utf-8")
     build = tmp_path_factory.mktemp("build")
     proc = subprocess.run(
         [cmake, "-S", str(ROOT), "-B", str(build), f"-DSlicer_DIR={stub}", "-DBUILD_TESTING=ON",
@@ -90,8 +90,8 @@ def manifest(tmp_path_factory) -> list[str]:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ctest_file = build / "Testing" / "CTestTestfile.cmake"
-    lines = (build / "manifest.txt").read_text().splitlines()
-    ctest = [f"ctest {line}" for line in ctest_file.read_text().splitlines() if "add_test" in line]
+    lines = (build / "manifest.txt").read_text(encoding="utf-8").splitlines()
+    ctest = [f"ctest {line}" for line in ctest_file.read_text(encoding="utf-8").splitlines() if "add_test" in line]
     return lines + ctest
 
 

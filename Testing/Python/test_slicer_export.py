@@ -154,7 +154,7 @@ def test_bad_exports_are_refused_and_write_nothing(tmp_path):
                     "c1")
     assert not folder.exists() or list(folder.iterdir()) == []
     folder.mkdir(exist_ok=True)
-    (folder / MANIFEST).write_text("scan,labels5\na.nrrd,b.nrrd\n")  # someone else's manifest
+    (folder / MANIFEST).write_text("scan,labels5\na.nrrd,b.nrrd\n", encoding="utf-8")  # someone else's manifest
     with pytest.raises(InputError, match="not an export manifest"):
         export_case(image, lab, folder, "c1")
     assert sorted(p.name for p in folder.iterdir()) == [MANIFEST]
@@ -169,13 +169,13 @@ def test_stale_lock_is_taken_over_and_live_lock_times_out(tmp_path, monkeypatch)
     folder = tmp_path / "train"
     folder.mkdir()
     lock = folder / ".manifest.lock"
-    lock.write_text("123")
+    lock.write_text("123", encoding="utf-8")
     old = time.time() - 3600
     os.utime(lock, (old, old))
     image = _image()
     export_case(image, image.with_array(_labels7(), unit="label"), folder, "c1", annotator="a")
     assert not lock.exists() and len(read_manifest(folder)) == 1
-    lock.write_text("456")  # a live lock: another export is writing the manifest
+    lock.write_text("456", encoding="utf-8")  # a live lock: another export is writing the manifest
     with pytest.raises(InputError, match="lock"):
         with E._manifest_lock(folder, timeout_s=0.2):
             pass

@@ -46,13 +46,13 @@ WORKER = textwrap.dedent("""
     if mode == "stubborn":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     def emit(stage, done, total):
-        with open(progress, "a") as f:
+        with open(progress, "a", encoding="utf-8") as f:
             f.write(json.dumps({"stage": stage, "label": stage.title(), "done": done,
                                 "total": total}) + "\\n")
     emit("read", 0, None)
     for k in range(4):
         emit("segment", k + 1, 4)
-    with open(os.path.join(staging, "result.txt"), "w") as f:
+    with open(os.path.join(staging, "result.txt"), "w", encoding="utf-8") as f:
         f.write("partial" if mode != "ok" else "done")
     if mode == "fail":
         print("some output", flush=True)
@@ -102,13 +102,13 @@ def test_read_progress_complete_lines_only(tmp_path):
 
 def test_job_success_moves_outputs_and_reports_progress(tmp_path):
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "result.txt").write_text("old")
+    (tmp_path / "out" / "result.txt").write_text("old", encoding="utf-8")
     job = _job(tmp_path, "ok")
     seen = []
     status = job.wait(interval=0.02, progress=lambda s: seen.append((s.stage, s.done,
                                                                      round(s.fraction, 3))))
     assert status.state == "succeeded" and status.returncode == 0 and status.fraction == 1.0
-    assert (tmp_path / "out" / "result.txt").read_text() == "done"  # replaced on success
+    assert (tmp_path / "out" / "result.txt").read_text(encoding="utf-8") == "done"  # replaced on success
     assert status.outputs == [tmp_path / "out" / "result.txt"]
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["result.txt"]  # staging gone
     assert not job.work_dir.exists()
@@ -119,11 +119,11 @@ def test_job_success_moves_outputs_and_reports_progress(tmp_path):
 
 def test_job_failure_keeps_old_outputs_and_reports_the_error(tmp_path):
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "result.txt").write_text("old")
+    (tmp_path / "out" / "result.txt").write_text("old", encoding="utf-8")
     status = _job(tmp_path, "fail").wait(interval=0.02)
     assert status.state == "failed" and status.returncode == 2
     assert status.message == "scan.nrrd: values are 'native'"
-    assert (tmp_path / "out" / "result.txt").read_text() == "old"
+    assert (tmp_path / "out" / "result.txt").read_text(encoding="utf-8") == "old"
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["result.txt"]
     job = _job(tmp_path, "crash")
     status = job.wait(interval=0.02)
@@ -222,7 +222,7 @@ def test_progress_json_option_of_the_cli(case, tmp_path):
               str(case["model"]), "--device", "cpu", "-q", "--progress-json", str(p)])
     except SystemExit as exc:
         assert not exc.code
-    lines = [json.loads(x) for x in p.read_text().splitlines()]
+    lines = [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines()]
     stages = list(dict.fromkeys(d["stage"] for d in lines))
     assert stages == ["read", "segment", "topology", "split", "write"]
     for stage in ("segment", "topology", "split"):
@@ -310,7 +310,7 @@ def test_cancel_mid_run_leaves_no_output(case, tmp_path):
     node = B.volume_to_node(scene, case["phantom"].image, name="leg scan")
     out = tmp_path / "out"
     out.mkdir()
-    (out / "earlier.txt").write_text("kept")
+    (out / "earlier.txt").write_text("kept", encoding="utf-8")
     task = S.SegmentationTask(node, model=str(case["model"]), device="cpu", out_dir=out)
     task.start()
     deadline = time.monotonic() + 120

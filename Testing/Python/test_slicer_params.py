@@ -201,7 +201,7 @@ def test_gpu_detection_reads_nvidia_smi():
 
 
 def test_requirements_match_pyproject_and_lock():
-    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     declared = set(meta["dependencies"])
     for extra in ("seg", "radiomics"):
         declared |= set(meta["optional-dependencies"][extra])
@@ -209,7 +209,7 @@ def test_requirements_match_pyproject_and_lock():
         if req.module == "torch":
             continue
         assert req.requirement in declared, req
-    lock = (ROOT / "requirements" / "lock.txt").read_text().split()
+    lock = (ROOT / "requirements" / "lock.txt").read_text(encoding="utf-8").split()
     assert f"torch=={D.TORCH_VERSION}" in lock
     assert f"{D.MIN_PYTHON[0]}.{D.MIN_PYTHON[1]}" in meta["requires-python"]
     # this environment (the test suite's) has every package the modules ask for

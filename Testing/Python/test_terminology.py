@@ -171,7 +171,7 @@ def test_slicer_terminology_logic_reads_files_and_entries(tmp_path):
     assert logic.LoadTerminologyFromFile(str(d / T.TERMINOLOGY_FILE)) == T.TERMINOLOGY_CONTEXT
     assert logic.LoadRegionContextFromFile(str(d / T.ANATOMIC_FILE)) == T.ANATOMIC_CONTEXT
     stand_in = tmp_path / "slicer-dicom-anatomy.json"
-    stand_in.write_text(json.dumps(_SLICER_LOWER_LEG))
+    stand_in.write_text(json.dumps(_SLICER_LOWER_LEG), encoding="utf-8")
     assert logic.LoadRegionContextFromFile(str(stand_in)) == T.SLICER_ANATOMIC_CONTEXT
 
     category = slicer.vtkSlicerTerminologyCategory()

@@ -34,7 +34,7 @@ _DONE = ".complete"
 
 def _json_atomic(obj, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -59,7 +59,7 @@ def write_phantom(ph: Phantom, out: str | os.PathLike, overview: bool = True) ->
                       title=f"synthetic HR-pQCT, seed {ph.anatomy.seed}, slice {k}")
     else:
         paths.pop("overview")
-    (out / _DONE).write_text("ok\n")
+    (out / _DONE).write_text("ok\n", encoding="utf-8")
     return paths
 
 
@@ -113,5 +113,5 @@ def write_cohort(out: str | os.PathLike, n_subjects: int, grid: Grid, seed: int 
 
 def anatomy_from_json(path: str | os.PathLike) -> Anatomy:
     """The :class:`Anatomy` stored in a phantom's ``anatomy.json``."""
-    d = json.loads(Path(path).read_text())["anatomy"]
+    d = json.loads(Path(path).read_text(encoding="utf-8"))["anatomy"]
     return Anatomy(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})

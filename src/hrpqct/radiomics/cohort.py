@@ -154,7 +154,7 @@ def process_scan(job: dict) -> dict:
             "message": str(exc), "traceback": traceback.format_exc(limit=-3),
         }
         with atomic_path(err_file) as tmp:
-            tmp.write_text(json.dumps(record, indent=1))
+            tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
         return {"scan_id": scan_id, "status": "error", "error": type(exc).__name__,
                 "message": str(exc), "seconds": time.perf_counter() - t0}
 
@@ -231,7 +231,7 @@ def _worker_died(job, exc) -> dict:
               "segmentation": job["segmentation"], "error": type(exc).__name__,
               "message": f"worker failed: {exc}"}
     with atomic_path(Path(job["out_dir"]) / "errors" / f"{job['scan_id']}.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=1))
+        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
     return {"status": "error", "seconds": float("nan"), **record}
 
 
@@ -254,7 +254,7 @@ def _check_run_record(out: Path, record: dict) -> None:
     path = out / "run.json"
     if path.exists():
         try:
-            old = json.loads(path.read_text())
+            old = json.loads(path.read_text(encoding="utf-8"))
         except ValueError:
             old = None
         keys = ("preset_digest", "regions", "params")
@@ -265,7 +265,7 @@ def _check_run_record(out: Path, record: dict) -> None:
             )
         return
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=1))
+        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
 
 
 def _clean_temporaries(folder: Path) -> None:
@@ -297,7 +297,7 @@ def collect(out_dir: str | os.PathLike, manifest: pd.DataFrame,
     for _, row in manifest.iterrows():
         f = out / "errors" / f"{row['scan_id']}.json"
         if f.exists() and not (out / "scans" / f"{row['scan_id']}.parquet").exists():
-            rec = json.loads(f.read_text())
+            rec = json.loads(f.read_text(encoding="utf-8"))
             rec.pop("traceback", None)
             errs.append(rec)
     errors = pd.DataFrame(errs, columns=["scan_id", "subject_id", "scan", "segmentation",

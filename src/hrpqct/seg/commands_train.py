@@ -169,7 +169,7 @@ def eval_seg_cmd(
         split = run / "split.json"
         if not split.is_file():
             raise InputError(f"{run}: no split.json (not a train-seg folder)")
-        doc = json.loads(split.read_text())
+        doc = json.loads(split.read_text(encoding="utf-8"))
         test = doc.get("cases", {}).get("test", [])
         if not test:
             raise InputError(f"{split}: the run has no test patients")

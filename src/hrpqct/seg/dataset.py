@@ -249,7 +249,7 @@ class SliceCache:
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
         try:
-            self.meta = json.loads((self.folder / "meta.json").read_text())
+            self.meta = json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InputError(f"{self.folder}: not a slice cache: {exc}") from exc
         self.images = np.load(self.folder / "images.npy", mmap_mode="r")
