@@ -100,7 +100,7 @@ def test_user_parameter_file(tmp_path):
         "setting": {"force2D": True, "binCount": 16},
         "imageType": {"Original": {}, "Square": {}},
         "featureClass": {"firstorder": ["Mean", "Entropy"], "glcm": ["Idmn"]},
-    }))
+    }), encoding="utf-8")
     p = load_preset(f)
     assert p.name == "mine" and p.source == f and p.ndim == 2
     assert p.feature_names() == ["original_firstorder_Mean", "original_firstorder_Entropy",

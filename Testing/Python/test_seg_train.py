@@ -115,7 +115,7 @@ def test_read_cases_from_cohort_and_errors(cohort, tmp_path):
     assert cases[0].mask.endswith("labels5.nrrd")
     # a phantom-cohort manifest: subject ids repeat across cohorts, so the subject seed is added
     (tmp_path / "c.csv").write_text("subject_id,scan,segmentation5,seed\n"
-                                    f"sub-0001,{cases[0].scan},{cases[0].mask},77\n")
+                                    f"sub-0001,{cases[0].scan},{cases[0].mask},77\n", encoding="utf-8")
     assert read_cases(tmp_path / "c.csv")[0].patient == "sub-0001-seed77"
     with pytest.raises(InputError, match="no mask column"):
         (tmp_path / "m.csv").write_text("scan\nx.nrrd\n", encoding="utf-8")

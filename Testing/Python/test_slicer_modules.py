@@ -472,7 +472,7 @@ def case(tmp_path_factory):
         "models": [{"id": "tiny-test", "title": "Tiny test model", "variant": "tiny",
                     "description": "", "folder": "tiny-test", "bundled": True},
                    {"id": "absent", "title": "Absent model", "variant": "b3",
-                    "description": "", "folder": "absent"}]}))
+                    "description": "", "folder": "absent"}]}), encoding="utf-8")
     ph = generate(Anatomy(seed=5), Grid(size=160, n_slices=N_SLICES))
     return types.SimpleNamespace(root=root, models=models, phantom=ph)
 

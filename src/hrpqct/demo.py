@@ -94,7 +94,7 @@ def run_demo(out: Path, console: Console | None = None, radiomics: bool = True,
     acc_csv = out / "accuracy.csv"
     table.to_csv(acc_csv, index=False)
     (out / "accuracy.md").write_text(table_markdown(
-        table, f"Demo: seven regions vs the phantom's ground truth ({d.n_slices} slices)"))
+        table, f"Demo: seven regions vs the phantom's ground truth ({d.n_slices} slices)"), encoding="utf-8")
     files["accuracy"] = out / "accuracy.md"
     t = Table(title="3/4 accuracy against the ground truth (mean over slices)")
     for col in ("region", "F1 (%)", "IoU (%)"):

@@ -326,7 +326,7 @@ def build_cache(cases: Sequence[Case], folder: str | os.PathLike, spec: InputSpe
         (tmp / "meta.json").write_text(json.dumps(
             {"version": CACHE_VERSION, "input_spec": spec.to_dict(), "slices_per_scan": slices_per_scan,
              "n_slices": n, "n_cases": len(cases), "patients": sorted({c.patient for c in cases})},
-            indent=2))
+            indent=2), encoding="utf-8")
         try:
             os.replace(tmp, final)
         except OSError:  # another process built the same cache meanwhile
