@@ -132,3 +132,23 @@ def test_volume_progress_and_errors():
         refine(lab, hu, SP, only="bones")
     with pytest.raises(InputError, match="integer"):
         refine(lab.astype(float), hu, SP)
+
+
+def test_whole_scan_steps_in_place_equal_the_copies():
+    # hrpqct segment runs both steps in place on the network's labels (one label volume for a
+    # whole scan): the result must equal the step-by-step copies, slice for slice
+    lab2, hu2, _ = case(gap_px=6)
+    lab = np.stack([lab2, case()[0], lab2])
+    hu = np.stack([hu2, hu2, hu2])
+    lab[0, 150:153, 20:23] = TT  # an island in the soft tissue
+    five = postprocess(lab, SP)
+    seven = split_soft_tissue(five, hu, SP)
+    work = lab.copy()
+    assert postprocess(work, SP, out=work) is work
+    assert np.array_equal(work, five) and not np.array_equal(five, lab)
+    assert split_soft_tissue(work, hu, SP, out=work) is work
+    assert np.array_equal(work, seven) and {SK, MT, AT} <= set(np.unique(work))
+    with pytest.raises(InputError, match="out has shape"):
+        postprocess(lab, SP, out=np.zeros((2, 200, 200), np.uint8))
+    with pytest.raises(InputError, match="out has shape"):
+        split_soft_tissue(five, hu, SP, out=np.zeros(five.shape, np.int32))

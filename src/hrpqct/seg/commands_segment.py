@@ -59,11 +59,13 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     with stage("segment", f"Segmenting ({device})", image.shape[0]) as cb:
         result = segment_volume(image, loaded, device=device, batch_size=batch_size, progress=cb,
                                 fast_cpu=fast_cpu, upsample=upsample)
+    # both steps work in place on the network's labels: one label volume in memory, not three
+    # (a 168 x 2304 x 2304 scan: 0.9 GB each); result.labels then holds the seven regions
+    labels7 = result.labels.array
     with stage("topology", "Topology rules", image.shape[0]) as cb:
-        labels5 = postprocess(result.labels.array, image.spacing, progress=cb)
+        postprocess(labels7, image.spacing, progress=cb, out=labels7)
     with stage("split", "Soft-tissue split", image.shape[0]) as cb:
-        labels7 = split_soft_tissue(labels5, image.array, image.spacing, progress=cb)
-    del labels5
+        split_soft_tissue(labels7, image.array, image.spacing, progress=cb, out=labels7)
     vol7 = image.with_array(labels7, unit="label", label_map="regions7",
                             segmentation_model=loaded.card.name)
     vol7.calibration = None

@@ -662,18 +662,25 @@ def _check_labels(lab: np.ndarray) -> None:
 
 
 def postprocess(labels: np.ndarray, spacing, params: PostProcessing = POSTPROCESSING,
-                progress: ProgressCallback | None = None, *, return_info: bool = False):
+                progress: ProgressCallback | None = None, *, return_info: bool = False,
+                out: np.ndarray | None = None):
     """Topology rules on a 5-class map, 2D ``[y, x]`` or 3D ``[z, y, x]`` (slice by slice).
 
-    ``spacing``: ``(x, y[, z])`` in mm (ITK order). Returns a new map of the same shape and dtype,
-    and with ``return_info=True`` also a list of :class:`SliceInfo` (one per slice).
+    ``spacing``: ``(x, y[, z])`` in mm (ITK order). Returns a new map of the same shape and dtype
+    (3D: or ``out``, which may be ``labels`` itself: each slice is read before it is replaced, so
+    a whole scan needs no second label volume), and with ``return_info=True`` also a list of
+    :class:`SliceInfo` (one per slice).
     """
     lab = np.asarray(labels)
     _check_labels(lab)
     if lab.ndim == 2:
         out, info = postprocess_slice(lab, spacing, params)
         return (out, [info]) if return_info else out
-    out = np.empty_like(lab)
+    if out is None:
+        out = np.empty_like(lab)
+    elif out.shape != lab.shape or out.dtype != lab.dtype:
+        raise InputError(f"out has shape {out.shape} and dtype {out.dtype}; "
+                         f"need {lab.shape} and {lab.dtype}")
     infos = []
     for z in range(lab.shape[0]):
         out[z], info = postprocess_slice(lab[z], spacing, params)

@@ -191,18 +191,24 @@ def split_slice(labels: np.ndarray, image_hu: np.ndarray, spacing,
 
 def split_soft_tissue(labels: np.ndarray, image_hu: np.ndarray, spacing,
                       params: SoftTissue = SOFT_TISSUE,
-                      progress: ProgressCallback | None = None) -> np.ndarray:
+                      progress: ProgressCallback | None = None, *,
+                      out: np.ndarray | None = None) -> np.ndarray:
     """5-class map + image (HU) -> 7-region map (uint8), 2D ``[y, x]`` or 3D ``[z, y, x]``.
 
     ``spacing``: ``(x, y[, z])`` in mm (ITK order). Bone labels are copied; only soft tissue (5)
-    is split into skin (5), myotendinous (6) and adipose (7); background stays 0.
+    is split into skin (5), myotendinous (6) and adipose (7); background stays 0. 3D: ``out``
+    (uint8, the map's shape) receives the result and may be ``labels`` itself (each slice is read
+    before it is replaced), so a whole scan needs no second label volume.
     """
     lab = np.asarray(labels)
     hu = np.asarray(image_hu)
     _check(lab, hu)
     if lab.ndim == 2:
         return split_slice(lab, hu, spacing, params)
-    out = np.empty(lab.shape, dtype=np.uint8)
+    if out is None:
+        out = np.empty(lab.shape, dtype=np.uint8)
+    elif out.shape != lab.shape or out.dtype != np.uint8:
+        raise InputError(f"out has shape {out.shape} and dtype {out.dtype}; need {lab.shape} and uint8")
     for z in range(lab.shape[0]):
         out[z] = split_slice(lab[z], hu[z], spacing, params)
         report(progress, z + 1, lab.shape[0])
