@@ -16,6 +16,18 @@ paper's B3 working set on part of the scan (it does not grow with the number of 
     nice .venv/bin/python bench/bench_seg_memory.py                   # B0, all 168 slices, memmap
     nice .venv/bin/python bench/bench_seg_memory.py --in-memory
     nice .venv/bin/python bench/bench_seg_memory.py --variant b3 --slices 16
+
+``--command`` measures instead what a user runs: the whole ``hrpqct segment`` job
+(:func:`hrpqct.seg.commands_segment.segment_scan`) in a fresh process on the scan written as an
+NRRD file: read the scan (into RAM), segment, topology rules, soft-tissue split, region summary,
+write the ``.seg.nrrd``, the label map and the pictures. Its peak RSS is the process's whole
+lifetime peak. With ``--variant b3`` the model is a SegFormer-B3 at the paper's 800 x 800 input
+(random weights, saved once to a temporary model folder; memory does not depend on the weights,
+but a random network labels almost everything as one class, which the post-processing handles
+quickly, so ``--model DIR`` runs a trained model instead, e.g. the bench weights of
+``bench_seg_cpu.py`` in ``~/.cache/hrpqct/bench-b3-phantom``):
+
+    nice .venv/bin/python bench/bench_seg_memory.py --command --model ~/.cache/hrpqct/bench-b3-phantom
 """
 
 from __future__ import annotations
@@ -112,6 +124,78 @@ def child(args) -> dict:
             "batch_size": r.batch_size, "peak_reset": reset}
 
 
+def write_nrrd_header(raw: Path, shape=SHAPE) -> Path:
+    """A detached NRRD header for the raw int16 scan (HU), so that ``read_scan`` reads it."""
+    nz, ny, nx = shape
+    hdr = raw.with_suffix(".nhdr")
+    hdr.write_text("NRRD0004\ntype: int16\ndimension: 3\nspace: left-posterior-superior\n"
+                   f"sizes: {nx} {ny} {nz}\n"
+                   f"space directions: ({SPACING[0]},0,0) (0,{SPACING[1]},0) (0,0,{SPACING[2]})\n"
+                   "space origin: (0,0,0)\nencoding: raw\nendian: little\n"
+                   f"data file: {raw.name}\n", encoding="utf-8")
+    return hdr
+
+
+def command_child(args) -> dict:
+    """Run the whole ``hrpqct segment`` job in this (fresh) process; report its lifetime peak."""
+    from hrpqct.seg.commands_segment import segment_scan
+
+    t0 = time.perf_counter()
+    res = segment_scan(args.scan, args.out, model=str(args.model), device="cpu", quiet=True,
+                       name="bench")
+    secs = time.perf_counter() - t0
+    labels = res["labels7"].array
+    return {"peak_mb": peak_mb(), "rss_after_mb": rss_mb(), "seconds": secs,
+            "slices": int(labels.shape[0]), "batch_size": res["result"].batch_size,
+            "regions": sorted(int(v) for v in np.unique(labels[labels.shape[0] // 2])),
+            "files": len(res["written"]), "device": res["result"].device}
+
+
+def random_model_folder(variant: str, folder: Path) -> Path:
+    """A ``variant`` SegFormer with random weights, saved as a model folder (paper preprocessing)."""
+    import torch
+
+    from hrpqct.seg.model import ModelCard, build_model, save_model
+
+    torch.manual_seed(0)
+    return save_model(build_model(variant), folder,
+                      ModelCard(name=f"bench-random-{variant}", variant=variant,
+                                description="random weights, memory benchmark only"))
+
+
+def run_command(args) -> int:
+    with tempfile.TemporaryDirectory(prefix="hrpqct-membench-") as tmp:
+        raw = Path(tmp) / "scan_int16.raw"
+        t0 = time.perf_counter()
+        write_scan(raw)
+        hdr = write_nrrd_header(raw)
+        print(f"generated a {SHAPE[0]} x {SHAPE[1]} x {SHAPE[2]} int16 scan "
+              f"({raw.stat().st_size / 2**30:.2f} GiB, NRRD) in {time.perf_counter() - t0:.0f} s",
+              flush=True)
+        model = args.model or random_model_folder(args.variant, Path(tmp) / "model")
+        cmd = [sys.executable, __file__, "--child-command", "--scan", str(hdr), "--model", str(model),
+               "--out", str(Path(tmp) / "out")]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr[-4000:], file=sys.stderr)
+            return out.returncode
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+    n = res["slices"]
+    in_mb = n * SHAPE[1] * SHAPE[2] * 2 / 2**20
+    lab_mb = n * SHAPE[1] * SHAPE[2] / 2**20
+    peak = res["peak_mb"]
+    print(f"hrpqct segment, model {model}, {n} slices of {SHAPE[1]} x {SHAPE[2]}, batch "
+          f"{res['batch_size']}, {res['device']}: {res['seconds']:.0f} s "
+          f"({n / res['seconds']:.2f} slices/s); regions on the middle slice {res['regions']}; "
+          f"{res['files']} files written")
+    print(f"  scan in RAM (int16)           {in_mb:9.0f} MB")
+    print(f"  one label volume (uint8)      {lab_mb:9.0f} MB")
+    print(f"  peak RSS of the whole job     {peak:9.0f} MB  = {peak / (in_mb + lab_mb):.2f} x "
+          f"(scan + labels)")
+    print(f"peak RSS {peak / 1024:.2f} GB (target < 4 GB: {'met' if peak < 4096 else 'NOT met'})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variant", default="b0", help="SegFormer variant (b0 default; b3 = paper)")
@@ -119,12 +203,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--in-memory", action="store_true", help="read the scan into RAM first")
     ap.add_argument("--scan", type=Path, default=None, help="(internal) raw int16 scan file")
+    ap.add_argument("--command", action="store_true",
+                    help="measure the whole `hrpqct segment` job on the scan as an NRRD file")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="with --command: a model folder (default: random weights of --variant)")
+    ap.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--child-command", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.child:
         print(json.dumps(child(args)), flush=True)
         return 0
+    if args.child_command:
+        print(json.dumps(command_child(args)), flush=True)
+        return 0
+    if args.command:
+        return run_command(args)
 
     with tempfile.TemporaryDirectory(prefix="hrpqct-membench-") as tmp:
         scan = Path(tmp) / "scan_int16.raw"
