@@ -8,7 +8,8 @@ are in memory at a time besides the input and output volumes: no per-slice logit
 * Device: ``"auto"`` is CUDA, then MPS, then CPU. GPUs run in float16; on a GPU out-of-memory
   error the batch is halved and retried, and at batch 1 the run moves to the CPU and says so
   (a warning in the log and :attr:`SegmentationResult.fallback`).
-* CPU: the fast path of :mod:`hrpqct.seg.fastcpu` by default (``fast_cpu=False`` turns it off).
+* CPU: the fast path of :mod:`hrpqct.seg.fastcpu` by default (exact; PyTorch, or ONNX Runtime
+  with ``cpu_backend="onnxruntime"``; ``quantize=True`` for int8; ``fast_cpu=False`` turns it off).
 * Progress: ``progress(done_slices, total_slices)``; returning ``False`` (or a cancelled
   :class:`hrpqct.progress.CancelToken`) stops the run with :class:`hrpqct.errors.Cancelled`.
 * Confidence per slice, over the limb (tissue above the preprocessing threshold, at the network
@@ -66,11 +67,14 @@ class Predictor:
     """A model on one device: ``pixel_values [b, 1, S, S]`` (CPU float32) -> float32 logits.
 
     GPU: a float16 copy of the model on the device (the caller's model stays on the CPU in
-    float32, for a fallback). CPU: :func:`hrpqct.seg.fastcpu.optimise_for_cpu` if ``fast_cpu``,
-    else the model as is. Logits stay on the device (labels are computed there too).
+    float32, for a fallback). CPU: :func:`hrpqct.seg.fastcpu.fast_cpu_model` if ``fast_cpu``
+    (PyTorch or ONNX Runtime, per ``cpu_backend``: ``"auto"`` (PyTorch), ``"onnxruntime"``,
+    ``"torch"``, or ``None`` for ``$HRPQCT_CPU_BACKEND``/auto), else the model as is. Logits stay on the
+    device (labels are computed there too).
     """
 
-    def __init__(self, model, device="cpu", *, fast_cpu: bool = True, quantize: bool = False) -> None:
+    def __init__(self, model, device="cpu", *, fast_cpu: bool = True, quantize: bool = False,
+                 cpu_backend: str | None = None) -> None:
         import torch
 
         self.model = model.eval()
@@ -78,11 +82,12 @@ class Predictor:
         self.dtype = inference_dtype(self.device)
         self.fast_cpu = bool(fast_cpu) and self.device.type == "cpu"
         self.quantize = bool(quantize)
+        self.cpu_backend = cpu_backend
         if self.device.type == "cpu":
             if self.fast_cpu:
-                from .fastcpu import optimise_for_cpu
+                from .fastcpu import fast_cpu_model
 
-                self.net = optimise_for_cpu(self.model, quantize=quantize)
+                self.net = fast_cpu_model(self.model, backend=cpu_backend, quantize=quantize)
             else:
                 self.net = self.model
         else:
@@ -101,16 +106,28 @@ class Predictor:
         """The same model as a CPU predictor (float32, fast path as configured)."""
         self.net = None  # release the GPU copy first
         empty_cache(self.device)
-        return Predictor(self.model, "cpu", fast_cpu=True, quantize=self.quantize)
+        return Predictor(self.model, "cpu", fast_cpu=True, quantize=self.quantize,
+                         cpu_backend=getattr(self, "cpu_backend", None))
+
+    @property
+    def backend(self) -> str:
+        """What computes the logits: ``"onnxruntime"``, ``"torch"``, ``"torch (onnxruntime
+        fallback)"`` (fast path), ``"plain"`` (CPU, no fast path) or ``"float16"`` (GPU)."""
+        if self.device.type != "cpu":
+            return "float16"
+        return getattr(self.net, "backend", "torch") if self.fast_cpu else "plain"
 
     def describe(self) -> str:
-        what = "fast CPU path" if self.fast_cpu else ("plain" if self.device.type == "cpu" else "float16")
+        what = f"fast CPU path, {self.backend}" if self.fast_cpu else self.backend
+        if self.fast_cpu and self.quantize:
+            what += ", int8"
         return f"{self.device} ({what})"
 
 
-def make_predictor(model, device, *, fast_cpu: bool = True, quantize: bool = False) -> Predictor:
+def make_predictor(model, device, *, fast_cpu: bool = True, quantize: bool = False,
+                   cpu_backend: str | None = None) -> Predictor:
     """Build the :class:`Predictor` (a seam for tests that simulate GPUs)."""
-    return Predictor(model, device, fast_cpu=fast_cpu, quantize=quantize)
+    return Predictor(model, device, fast_cpu=fast_cpu, quantize=quantize, cpu_backend=cpu_backend)
 
 
 # --- confidence ------------------------------------------------------------------------------
@@ -350,6 +367,7 @@ def segment_volume(
     progress: ProgressCallback | None = None,
     fast_cpu: bool = True,
     quantize: bool = False,
+    cpu_backend: str | None = None,
     input_spec: InputSpec | None = None,
     upsample: str | None = None,
     out: np.ndarray | None = None,
@@ -359,7 +377,8 @@ def segment_volume(
     ``model``: a model folder, a catalogue id, a :class:`~hrpqct.seg.model.LoadedModel`, a
     ``SegformerForSemanticSegmentation`` or ``None`` (the catalogue's default model).
     ``input_spec`` overrides the model card's preprocessing, ``upsample`` just its
-    ``"bilinear"``/``"nearest"`` choice. ``out``: optional uint8 array (e.g. a memory map) of the
+    ``"bilinear"``/``"nearest"`` choice. ``fast_cpu``/``quantize``/``cpu_backend``: the CPU path
+    (see :class:`Predictor`). ``out``: optional uint8 array (e.g. a memory map) of the
     volume's shape to write the labels into. Returns a :class:`SegmentationResult`.
     """
     import pandas as pd
@@ -387,7 +406,8 @@ def segment_volume(
         log.warning("%s: no tissue above %g HU found; cropping the slice centre",
                     volume.source or "volume", spec.limb_threshold_hu)
 
-    state = _RunState(make_predictor(net, dev, fast_cpu=fast_cpu, quantize=quantize), bs)
+    state = _RunState(make_predictor(net, dev, fast_cpu=fast_cpu, quantize=quantize,
+                                     cpu_backend=cpu_backend), bs)
     log.info("segmenting %d slices on %s, batch %d", nz, state.predictor.describe(), bs)
     conf = np.zeros((nz, 3), dtype=np.float64)
     report(progress, 0, nz)

@@ -1,0 +1,333 @@
+"""Fast CPU path: each exact transformation keeps the logits (1e-4), the ONNX Runtime backend,
+its cache, and the clean fallback to PyTorch when onnxruntime is absent or fails."""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from hrpqct.errors import ModelError
+from hrpqct.seg import fastcpu as FC
+from hrpqct.seg import inference as I
+from hrpqct.seg.model import build_model
+from hrpqct.seg.preprocess import InputSpec
+from hrpqct.volume import Volume
+
+TOL = dict(rtol=1e-4, atol=1e-4)
+ORT = FC.onnxruntime_available()
+needs_ort = pytest.mark.skipif(not ORT, reason="onnxruntime not installed (extra 'fastcpu')")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    net = build_model("tiny", seed=3)
+    with torch.no_grad():  # non-trivial batch norm and margins, so folding is really tested
+        bn = net.decode_head.batch_norm
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.2, 0.2)
+        net.decode_head.classifier.weight.mul_(20)
+    return net.eval()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A private export cache (never the user's) and no sessions left from other tests."""
+    monkeypatch.setenv(FC.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(FC.BACKEND_ENV, raising=False)
+    FC._SESSIONS.clear()
+    yield tmp_path / "cache" / "onnx"
+    FC._SESSIONS.clear()
+
+
+def reference(model, x):
+    with torch.inference_mode():
+        return model(x).logits
+
+
+def with_attention(model, impl):
+    m = copy.deepcopy(model)
+    m.config._attn_implementation = impl
+    return m
+
+
+def attention_modules(model):
+    return [m for m in model.modules() if hasattr(m, "q_proj") and hasattr(m, "scaling")]
+
+
+@pytest.fixture(scope="module")
+def sharp(tiny):
+    """``tiny`` with attention that matters: at initialisation (std 0.02) its attention is nearly
+    uniform and adds ~1e-3 to the logits, so any attention kernel would pass a 1e-4 check.
+    Larger query/key weights make it peaked, larger value/output weights make it count."""
+    net = copy.deepcopy(tiny)
+    with torch.no_grad():
+        for a in attention_modules(net):
+            a.q_proj.weight.mul_(20)
+            a.k_proj.weight.mul_(20)
+            a.v_proj.weight.mul_(10)
+            a.o_proj.weight.mul_(10)
+    return net.eval()
+
+
+# --- exact transformations, one at a time ---------------------------------------------------
+def test_sdpa_attention_equals_explicit_softmax(sharp, monkeypatch):
+    x = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    eager, sdpa = with_attention(sharp, "eager"), with_attention(sharp, "sdpa")
+    ref = reference(eager, x)
+    # the check can fail: 5 % off in the attention scale, or no attention at all, is seen
+    off = copy.deepcopy(eager)
+    for a in attention_modules(off):
+        a.scaling *= 1.05
+    assert (reference(off, x) - ref).abs().max() > 10 * TOL["atol"]
+    gone = copy.deepcopy(eager)
+    with torch.no_grad():
+        for a in attention_modules(gone):
+            a.o_proj.weight.zero_()
+    assert (reference(gone, x) - ref).abs().max() > 100 * TOL["atol"]
+    # sdpa really runs (once per attention block) and gives the explicit softmax's logits
+    calls = []
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(*args, **kw):
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    got = reference(sdpa, x)
+    assert len(calls) == len(attention_modules(sharp)) == sum(sharp.config.depths)
+    torch.testing.assert_close(got, ref, **TOL)
+    # the fast path switches a model loaded with eager attention to sdpa, on its own copy only
+    calls.clear()
+    fast = FC.FastSegformer(eager)
+    assert {a.config._attn_implementation for a in attention_modules(fast.encoder)} == {"sdpa"}
+    assert {a.config._attn_implementation for a in attention_modules(eager)} == {"eager"}
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), ref, **TOL)
+    assert len(calls) == sum(sharp.config.depths)
+
+
+def test_folded_head_alone_equals_the_decode_head(tiny):
+    x = torch.rand(2, 1, 72, 88, generator=torch.Generator().manual_seed(1))  # odd stage sizes
+    with torch.inference_mode():
+        feats = FC.encoder_features(tiny.segformer, x)
+        ref = tiny.decode_head(feats)
+        got = FC.FoldedDecodeHead(tiny.decode_head)([f.permute(0, 2, 3, 1) for f in feats])
+    torch.testing.assert_close(got, ref, **TOL)
+
+
+def test_channels_last_encoder_equals_the_reference(tiny):
+    x = torch.rand(2, 1, 64, 80, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        ref = FC.encoder_features(tiny.segformer, x)
+        enc = copy.deepcopy(tiny.segformer).to(memory_format=torch.channels_last)
+        got = FC.encoder_features(enc, x, channels_last=True)
+    assert [tuple(g.shape) for g in got] == [(2, r.shape[2], r.shape[3], r.shape[1]) for r in ref]
+    for g, r in zip(got, ref):
+        torch.testing.assert_close(g, r.permute(0, 2, 3, 1), **TOL)
+
+
+def test_torch_fast_path_does_not_touch_the_model(tiny):
+    before = {k: v.clone() for k, v in tiny.state_dict().items()}
+    fast = FC.fast_cpu_model(tiny, backend="torch")
+    assert isinstance(fast, FC.FastSegformer) and fast.backend == "torch"
+    x = torch.rand(3, 1, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), reference(tiny, x), **TOL)
+    after = tiny.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert next(tiny.segformer.parameters()).is_contiguous()  # not made channels-last
+
+
+# --- backend choice -------------------------------------------------------------------------
+def test_backend_names_and_environment(monkeypatch):
+    monkeypatch.delenv(FC.BACKEND_ENV, raising=False)
+    assert FC.resolve_backend() == "auto"
+    assert FC.resolve_backend("ORT") == "onnxruntime"
+    monkeypatch.setenv(FC.BACKEND_ENV, "torch")
+    assert FC.resolve_backend() == "torch" and FC.resolve_backend("auto") == "auto"
+    with pytest.raises(ModelError, match="unknown CPU backend"):
+        FC.resolve_backend("tensorrt")
+
+
+def test_auto_is_the_exact_pytorch_path_and_exports_nothing(tiny, cache, monkeypatch):
+    assert FC.DEFAULT_BACKEND == "torch"  # the measured choice (bench/bench_seg_cpu.py)
+    for backend in (None, "auto"):
+        net = FC.fast_cpu_model(tiny, backend=backend)
+        assert isinstance(net, FC.FastSegformer) and net.backend == "torch"
+    p = I.make_predictor(tiny, "cpu")
+    assert p.backend == "torch" and p.describe() == "cpu (fast CPU path, torch)"
+    assert I.make_predictor(tiny, "cpu", fast_cpu=False).backend == "plain"
+    if ORT:  # the environment variable picks ONNX Runtime for callers that pass nothing
+        monkeypatch.setenv(FC.BACKEND_ENV, "onnxruntime")
+        assert isinstance(FC.fast_cpu_model(tiny), FC.OrtSegformer)
+    assert not cache.exists()  # nothing exported until a slice is run
+
+
+def hide_onnxruntime(monkeypatch):
+    real = builtins.__import__
+
+    def fake(name, *args, **kw):
+        if name == "onnxruntime" or name.startswith("onnxruntime."):
+            raise ImportError(f"No module named {name!r} (hidden by the test)")
+        return real(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+
+
+def test_without_onnxruntime_the_default_runs_and_asking_for_it_raises(tiny, cache, monkeypatch):
+    hide_onnxruntime(monkeypatch)
+    assert not FC.onnxruntime_available()
+    assert isinstance(FC.fast_cpu_model(tiny), FC.FastSegformer)
+    with pytest.raises(ModelError, match="pip install"):
+        FC.fast_cpu_model(tiny, backend="onnxruntime")
+    monkeypatch.setenv(FC.BACKEND_ENV, "onnxruntime")
+    with pytest.raises(ModelError, match="hrpqct\\[fastcpu\\]"):
+        I.make_predictor(tiny, "cpu")
+    monkeypatch.delenv(FC.BACKEND_ENV)
+    # the whole segmentation still runs, with the same labels as the plain model
+    vol = scan(3)
+    a = I.segment_volume(vol, tiny, device="cpu", input_spec=SPEC)
+    b = I.segment_volume(vol, tiny, device="cpu", input_spec=SPEC, fast_cpu=False)
+    assert a.fast_cpu and (a.labels.array == b.labels.array).mean() > 0.999
+    assert not cache.exists()
+
+
+# --- ONNX Runtime ---------------------------------------------------------------------------
+SPEC = InputSpec(crop_mm=8.0, input_px=64)
+
+
+def scan(nz=4):
+    yy, xx = np.mgrid[:120, :100]
+    arr = np.full((nz, 120, 100), -1000.0, dtype=np.float32)
+    limb = ((yy - 60) / 45.0) ** 2 + ((xx - 50) / 35.0) ** 2 <= 1
+    bone = ((yy - 55) / 15.0) ** 2 + ((xx - 45) / 12.0) ** 2 <= 1
+    for k in range(nz):
+        arr[k][limb] = 40.0 + 10 * k
+        arr[k][bone] = 1500.0
+    return Volume(arr, spacing=(0.1, 0.1, 0.5), unit="HU")
+
+
+@needs_ort
+def test_onnxruntime_logits_equal_pytorch_and_the_export_is_cached(tiny, cache, caplog):
+    net = FC.fast_cpu_model(tiny, backend="onnxruntime")
+    assert isinstance(net, FC.OrtSegformer)
+    for shape in [(3, 1, 64, 64), (1, 1, 72, 88)]:  # batches run slice by slice; odd sizes
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(sum(shape)))
+        with torch.inference_mode():
+            got = net(x)
+        assert isinstance(got, torch.Tensor) and got.shape == (shape[0], 6, shape[2] // 4, -(-shape[3] // 4))
+        torch.testing.assert_close(got, reference(tiny, x), **TOL)
+    assert net.backend == "onnxruntime" and net.fallback is None
+    files = sorted(p.name for p in cache.glob("*.onnx"))
+    assert files == [f"segformer-{net.key}-64x64.onnx", f"segformer-{net.key}-72x88.onnx"]
+    assert not list(cache.glob("*.tmp*"))  # written atomically
+    # a new object (new process, say) takes the cached file: no second export
+    FC._SESSIONS.clear()
+    again = FC.fast_cpu_model(tiny, backend="onnxruntime")
+    x = torch.rand(2, 1, 64, 64)
+    with torch.inference_mode():
+        torch.testing.assert_close(again(x), reference(tiny, x), **TOL)
+    assert again.exporter is None and again.key == net.key
+    # other weights, other key
+    other = copy.deepcopy(tiny)
+    with torch.no_grad():
+        other.decode_head.classifier.bias.add_(1.0)
+    assert FC.weights_key(other) != net.key
+
+
+@needs_ort
+def test_segment_volume_on_onnxruntime_gives_the_same_labels(tiny, cache):
+    vol = scan(5)
+    ort = I.segment_volume(vol, tiny, device="cpu", input_spec=SPEC, batch_size=2,
+                           cpu_backend="onnxruntime")
+    plain = I.segment_volume(vol, tiny, device="cpu", input_spec=SPEC, fast_cpu=False)
+    assert (ort.labels.array == plain.labels.array).mean() > 0.999
+    np.testing.assert_allclose(ort.confidence.mean_max_prob, plain.confidence.mean_max_prob, rtol=1e-4)
+    p = I.make_predictor(tiny, "cpu", cpu_backend="onnxruntime")
+    p(torch.rand(1, 1, 64, 64))
+    assert p.backend == "onnxruntime" and "onnxruntime" in p.describe()
+
+
+@needs_ort
+def test_failed_export_falls_back_to_pytorch(tiny, cache, monkeypatch, caplog):
+    def broken(net, path, shape):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(FC, "export_onnx", broken)
+    net = FC.OrtSegformer(tiny)
+    x = torch.rand(2, 1, 64, 64)
+    with caplog.at_level(logging.WARNING, logger="hrpqct.seg.fastcpu"):
+        got = net(x)
+    torch.testing.assert_close(got, reference(tiny, x), **TOL)
+    assert net.fallback and "exporter exploded" in net.fallback
+    assert net.backend.startswith("torch") and "PyTorch fast path" in caplog.text
+    assert not list(cache.glob("*.onnx"))  # nothing half-written left behind
+    with pytest.raises(ModelError, match="exporter exploded"):
+        FC.OrtSegformer(tiny, strict=True)(x)
+
+
+@needs_ort
+def test_export_that_disagrees_is_rejected(tiny, cache, monkeypatch):
+    real = FC.export_onnx
+
+    def wrong_weights(net, path, shape):  # exports another network than the one checked
+        other = copy.deepcopy(net)
+        with torch.no_grad():
+            other.head.cls_b.add_(0.5)
+        return real(other, path, shape)
+
+    monkeypatch.setattr(FC, "export_onnx", wrong_weights)
+    net = FC.OrtSegformer(tiny)
+    x = torch.rand(1, 1, 64, 64)
+    torch.testing.assert_close(net(x), reference(tiny, x), **TOL)  # the PyTorch answer
+    assert "differs from PyTorch" in net.fallback
+    assert not list(cache.glob("*.onnx"))  # the wrong file never reached the cache
+
+
+@needs_ort
+def test_damaged_cache_file_is_exported_again(tiny, cache):
+    net = FC.OrtSegformer(tiny)
+    net(torch.rand(1, 1, 64, 64))
+    path = net.paths[(64, 64)]
+    path.write_bytes(b"not an onnx file")
+    FC._SESSIONS.clear()
+    again = FC.OrtSegformer(tiny)
+    x = torch.rand(1, 1, 64, 64)
+    torch.testing.assert_close(again(x), reference(tiny, x), **TOL)
+    assert again.fallback is None and again.exporter is not None and path.stat().st_size > 1000
+
+
+@needs_ort
+def test_int8_is_opt_in_and_close(tiny, cache):
+    net = FC.fast_cpu_model(tiny, backend="onnxruntime", quantize=True)
+    x = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(5))
+    got, ref = net(x), reference(tiny, x)
+    assert net.paths[(64, 64)].name.endswith("-int8.onnx")
+    assert not torch.allclose(got, ref, rtol=0, atol=1e-7)  # really quantised
+    assert (got - ref).abs().max() < 0.05 * ref.abs().max()
+    assert (got.argmax(1) == ref.argmax(1)).float().mean() > 0.95
+
+
+@needs_ort
+def test_cache_keeps_the_most_recent_files(tmp_path):
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    import os
+    import time
+
+    for i in range(FC.CACHE_KEEP + 3):
+        p = folder / f"segformer-{i:02d}-8x8.onnx"
+        p.write_bytes(b"x")
+        os.utime(p, (time.time() - 100 + i, time.time() - 100 + i))
+    (folder / "unrelated.txt").write_text("kept", encoding="utf-8")
+    FC._prune_cache(folder)
+    left = sorted(p.name for p in folder.glob("segformer-*"))
+    assert left == [f"segformer-{i:02d}-8x8.onnx" for i in range(3, FC.CACHE_KEEP + 3)]
+    assert (folder / "unrelated.txt").exists()
