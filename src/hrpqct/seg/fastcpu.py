@@ -37,11 +37,11 @@ to 1e-4); int8 quantisation is the one approximation and is off unless asked for
 
 Backend choice (``backend=``, or ``$HRPQCT_CPU_BACKEND``): ``"auto"`` (the default) is
 :data:`DEFAULT_BACKEND`, PyTorch: measured by ``bench/bench_seg_cpu.py`` (B3, 800 x 800, 2 cores,
-AVX2), the PyTorch fast path is exact and ran 2.32 s a slice against 2.59 s for the same network in
-ONNX Runtime fp32, so ONNX Runtime is not worth an export and a cache by default. ``"onnxruntime"``
-asks for it (raises :class:`~hrpqct.errors.ModelError` if it is not installed; falls back to
-PyTorch with a warning if the export or its check fails); ``"torch"`` never exports. Figures and
-the bench command: ``docs/segmentation.md`` ("Fast CPU path").
+AVX2), the PyTorch fast path is exact and ran 2.32-2.34 s a slice against 2.31-2.59 s for the same
+network in ONNX Runtime fp32 (two runs): not clearly faster, so not worth an export and a cache by
+default. ``"onnxruntime"`` asks for it (raises :class:`~hrpqct.errors.ModelError` if it is not
+installed; falls back to PyTorch with a warning if the export or its check fails); ``"torch"``
+never exports. Figures and the bench command: ``docs/segmentation.md`` ("Fast CPU path").
 
 Use :func:`fast_cpu_model` on a model in eval mode (what :class:`hrpqct.seg.inference.Predictor`
 does); the result is a callable taking ``pixel_values [b, 1, S, S]`` (float32, CPU) and
