@@ -74,3 +74,28 @@ def test_segment_without_installed_model_fails_clearly(tmp_path, scan_file, monk
     err = capsys.readouterr().err
     assert "demo-synthetic" in err and "not installed" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_segment_cpu_backend_and_int8_options(tmp_path, scan_file, monkeypatch, capsys):
+    from hrpqct.seg import inference
+
+    path, _ = scan_file
+    model_dir = save_model(build_model("tiny", seed=0), tmp_path / "model",
+                           ModelCard(name="tiny-test", variant="tiny",
+                                     preprocessing=InputSpec(input_px=128).to_dict()))
+    seen = []
+    real = inference.make_predictor
+
+    def spy(model, device, **kw):
+        seen.append(kw)
+        return real(model, device, **kw)
+
+    monkeypatch.setattr(inference, "make_predictor", spy)
+    assert run("segment", str(path), "--out", str(tmp_path / "a"), "--model", str(model_dir),
+               "--device", "cpu", "--cpu-backend", "torch", "--int8", "-q") == 0
+    assert seen[-1]["cpu_backend"] == "torch" and seen[-1]["quantize"] is True
+    assert read_labelmap(tmp_path / "a" / "leg_labels.nrrd").array.max() <= 7
+    assert run("segment", str(path), "--out", str(tmp_path / "b"), "--model", str(model_dir),
+               "--cpu-backend", "tensorrt", "-q") == 2
+    assert "--cpu-backend must be torch or onnxruntime" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
