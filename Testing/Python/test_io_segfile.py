@@ -198,3 +198,38 @@ def test_read_pair_with_segmentation(tmp_path, labels):
     image, mask = read_pair(ip, mp)
     assert image.unit == "HU" and mask.unit == "label"
     np.testing.assert_array_equal(mask.array, labels.array)
+
+
+def test_label_counts_in_blocks_equal_bincount():
+    from hrpqct.volume import label_counts, present_labels
+
+    a = np.random.default_rng(0).integers(0, 8, (5, 60, 61)).astype(np.uint8)
+    for block in (7, 1000, 1 << 24):
+        assert np.array_equal(label_counts(a, block=block), np.bincount(a.ravel()))
+        assert np.array_equal(label_counts(a, minlength=12, block=block), np.bincount(a.ravel(), minlength=12))
+    assert present_labels(np.array([[0, 3], [3, 7]], np.uint8)) == [0, 3, 7]
+    with pytest.raises(ValueError):
+        label_counts(np.array([-1, 2]))
+
+
+def test_writing_a_segmentation_needs_little_memory_beyond_the_labels(tmp_path, monkeypatch):
+    # a whole scan's label map is 0.9 GB: writing it must not make 64-bit copies (np.bincount
+    # on uint8 did: 8x the map); numpy allocations are visible to tracemalloc
+    import tracemalloc
+
+    import hrpqct.volume
+
+    monkeypatch.setattr(hrpqct.volume, "LABEL_COUNT_BLOCK", 1 << 14)  # as a whole scan vs 1 << 24
+    lab = np.zeros((24, 256, 256), np.uint8)
+    for r in REGIONS:
+        lab[:, 10 * r.label: 10 * r.label + 8, :] = r.label
+    vol = Volume(lab, spacing=(0.06, 0.06, 0.06), unit="label")
+    tracemalloc.start()
+    try:
+        write_segmentation(vol, tmp_path / "x.seg.nrrd")
+        write_labelmap(vol, tmp_path / "x.nrrd", table=REGIONS)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.5 * lab.nbytes, f"peak {peak / lab.nbytes:.1f} x the label map"
+    assert np.array_equal(read_labelmap(tmp_path / "x.seg.nrrd").array, lab)

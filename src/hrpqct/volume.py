@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import GeometryError, InputError
 
-__all__ = ["Calibration", "Volume", "UNITS", "check_same_geometry"]
+__all__ = ["Calibration", "Volume", "UNITS", "check_same_geometry", "label_counts", "present_labels"]
 
 UNITS = ("HU", "mgHA/ccm", "label", "native")
 
@@ -170,3 +170,32 @@ def check_same_geometry(image: Volume, labels: Volume) -> None:
         f" vs {labels.source or 'mask'} shape {labels.shape} spacing {labels.spacing}"
         f" origin {labels.origin}"
     )
+
+
+LABEL_COUNT_BLOCK = 1 << 24  # voxels counted at a time by label_counts (128 MB of int64)
+
+
+def label_counts(array: np.ndarray, minlength: int = 0, block: int | None = None) -> np.ndarray:
+    """Voxel count per value of a non-negative integer array (``np.bincount``), in blocks.
+
+    ``np.bincount`` converts its input to 64-bit integers first: on a whole scan's uint8 label map
+    (168 x 2304 x 2304, 0.9 GB) that is 7 GB more. Counting ``block`` voxels at a time keeps the
+    extra memory to ``8 * block`` bytes (default :data:`LABEL_COUNT_BLOCK`). Raises
+    ``ValueError`` for negative values.
+    """
+    block = int(block or LABEL_COUNT_BLOCK)
+    flat = np.asarray(array).reshape(-1)
+    counts = np.zeros(max(int(minlength), 1), dtype=np.int64)
+    for start in range(0, flat.size, block):
+        c = np.bincount(flat[start:start + block], minlength=counts.size)
+        if c.size > counts.size:
+            c[: counts.size] += counts
+            counts = c
+        else:
+            counts += c
+    return counts if flat.size or minlength else counts[:0]
+
+
+def present_labels(array: np.ndarray) -> list[int]:
+    """The distinct values of a non-negative integer label array, without a 64-bit copy."""
+    return [int(v) for v in np.flatnonzero(label_counts(array))]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..regions import REGIONS, Region
-from ..volume import Volume
+from ..volume import Volume, label_counts
 from . import formats
 from .dicom import read_dicom
 from .itkformats import read_itk
@@ -32,12 +32,12 @@ def looks_like_labels(array: np.ndarray) -> bool:
     lo, hi = int(array.min()), int(array.max())
     if lo < 0 or hi > 255:
         return False
-    return int(np.count_nonzero(np.bincount(array.ravel().astype(np.uint8)))) <= MAX_AUTO_LABELS
+    return int(np.count_nonzero(label_counts(array))) <= MAX_AUTO_LABELS
 
 
 def _label_rows(volume: Volume, table: tuple[Region, ...]) -> list[dict[str, Any]]:
     array = as_label_array(volume.array, formats.where(volume.source))
-    counts = np.bincount(array.ravel()) if array.size else np.zeros(1, dtype=np.int64)
+    counts = label_counts(array, minlength=1)
     names = {r.label: (r.code, r.name) for r in table}
     for s in volume.meta.get("segments", []):  # a .seg.nrrd names its own segments
         names[int(s["label"])] = (str(s.get("id") or ""), str(s.get("name") or ""))

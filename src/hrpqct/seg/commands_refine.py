@@ -14,6 +14,7 @@ from .._cli import app
 from ..errors import InputError
 from ..progress import cli_progress
 from ..regions import MODEL_CLASSES, REGIONS
+from ..volume import label_counts
 
 __all__ = ["refine_cmd", "output_stem", "segmentation_table"]
 
@@ -126,7 +127,7 @@ def refine_cmd(
     t.add_column("voxels", justify="right")
     t.add_column("volume mm3", justify="right")
     t.add_column("mean HU", justify="right")
-    counts = np.bincount(out_arr.ravel(), minlength=max(r.label for r in out_table) + 1)
+    counts = label_counts(out_arr, minlength=max(r.label for r in out_table) + 1)
     for r in out_table:
         row = None if summary is None else summary.regions.set_index("code").loc[r.code]
         t.add_row(r.code, f"{counts[r.label]:,}", f"{counts[r.label] * img.voxel_volume_mm3:,.1f}",
