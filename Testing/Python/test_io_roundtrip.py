@@ -156,3 +156,29 @@ def test_format_detected_by_content_without_extension(tmp_path, hu_int16):
     p.rename(bare)
     back = read_scan(bare, unit="native")
     np.testing.assert_array_equal(back.array, hu_int16.array)
+
+
+def test_reading_shares_the_readers_buffer_instead_of_copying(tmp_path):
+    # a full scan is 1.7 GB as int16: reading must not hold two copies at once
+    import gc
+    import tracemalloc
+
+    from hrpqct.io import read_scan, write_image
+    from hrpqct.volume import Volume
+
+    arr = (np.arange(40 * 256 * 256) % 3000 - 1000).astype(np.int16).reshape(40, 256, 256)
+    write_image(Volume(arr, spacing=(0.1, 0.1, 0.2), unit="HU"), tmp_path / "s.nrrd")
+    read_scan(tmp_path / "s.nrrd")  # imports and caches outside the measurement
+    tracemalloc.start()
+    try:
+        vol = read_scan(tmp_path / "s.nrrd")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.25 * arr.nbytes  # numpy allocated no voxel copy (the reader's buffer is C++)
+    assert np.array_equal(vol.array, arr) and vol.array.flags.writeable
+    view = vol.array[5:7]
+    view[0, 0, 0] = 1234  # writable: the buffer is this volume's own
+    del vol
+    gc.collect()
+    assert view[0, 0, 0] == 1234 and np.array_equal(view[1], arr[6])  # alive while a view is

@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import Cancelled, InputError
 from ..volume import Volume
 from ..progress import ProgressCallback
-from .itkformats import _sitk_message, sitk_progress
+from .itkformats import _sitk_message, array_of, sitk_progress
 
 __all__ = ["read_dicom", "dicom_series_files"]
 
@@ -111,7 +111,7 @@ def read_dicom(
         ]
     tags = slice_tags[0]
     unit, unit_origin = _unit_of(tags, assume_unit)
-    array = sitk.GetArrayFromImage(image)
+    array = array_of(image)
     if array.dtype.kind in "iu" and array.dtype.itemsize > 2 and array.size:
         lo, hi = int(array.min()), int(array.max())
         if np.iinfo(np.int16).min <= lo and hi <= np.iinfo(np.int16).max:
