@@ -331,3 +331,18 @@ def test_cache_keeps_the_most_recent_files(tmp_path):
     left = sorted(p.name for p in folder.glob("segformer-*"))
     assert left == [f"segformer-{i:02d}-8x8.onnx" for i in range(3, FC.CACHE_KEEP + 3)]
     assert (folder / "unrelated.txt").exists()
+
+
+def test_fast_path_shares_the_linear_weights_and_large_scans_run_one_slice_at_a_time(tiny):
+    # memory of a full scan (bench_seg_memory --command): one copy of the linear weights, and
+    # batch 1 on the CPU for scans over LARGE_SCAN_BYTES
+    fast = FC.FastSegformer(tiny)
+    own = {p.data_ptr(): p.dim() for p in tiny.segformer.parameters()}
+    mine = {p.data_ptr(): p.dim() for p in fast.encoder.parameters()}
+    shared = set(own) & set(mine)
+    assert shared and all(own[k] != 4 for k in shared)
+    assert {k for k, d in own.items() if d != 4} <= shared  # every non-convolution weight
+    assert not any(own[k] == 4 for k in shared)  # conv kernels are channels-last copies
+    assert I.default_batch_size("cpu") == 2
+    assert I.default_batch_size("cpu", I.LARGE_SCAN_BYTES + 1) == 1
+    assert I.default_batch_size("cuda", I.LARGE_SCAN_BYTES + 1) == 8

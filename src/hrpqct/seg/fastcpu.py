@@ -194,7 +194,11 @@ class FastSegformer(nn.Module):
 
     def __init__(self, model: nn.Module, channels_last: bool = True) -> None:
         super().__init__()
-        enc = copy.deepcopy(model.segformer)
+        # a copy of the module tree that shares the caller's weights, except the convolution
+        # kernels (4D), which become channels-last below: the paper's B3 keeps one copy of its
+        # ~45 M linear-layer weights (180 MB) instead of two. Nothing here writes to a weight.
+        shared = {id(p): p for p in model.segformer.parameters() if p.dim() != 4}
+        enc = copy.deepcopy(model.segformer, memo=shared)
         _use_sdpa(enc)
         if channels_last:
             # convolution kernels in channels-last layout: oneDNN then keeps the token-major
