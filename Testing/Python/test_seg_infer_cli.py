@@ -99,3 +99,35 @@ def test_segment_cpu_backend_and_int8_options(tmp_path, scan_file, monkeypatch, 
                "--cpu-backend", "tensorrt", "-q") == 2
     assert "--cpu-backend must be torch or onnxruntime" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_segment_frees_the_scan_before_writing_the_label_volumes(tmp_path, scan_file, monkeypatch):
+    # the writers copy the label volume; the scan (1.7 GB for a full one) must be gone by then
+    import gc
+    import weakref
+
+    import hrpqct.io as hio
+    from hrpqct.seg.commands_segment import segment_scan
+
+    path, _ = scan_file
+    model_dir = save_model(build_model("tiny", seed=0), tmp_path / "model",
+                           ModelCard(name="tiny-test", variant="tiny",
+                                     preprocessing=InputSpec(input_px=128).to_dict()))
+    refs, alive = [], []
+    real_read, real_write = hio.read_scan, hio.write_segmentation
+
+    def read(*a, **k):
+        vol = real_read(*a, **k)
+        refs.append(weakref.ref(vol.array))
+        return vol
+
+    def write(*a, **k):
+        gc.collect()
+        alive.append(refs[0]() is not None)
+        return real_write(*a, **k)
+
+    monkeypatch.setattr(hio, "read_scan", read)
+    monkeypatch.setattr(hio, "write_segmentation", write)
+    res = segment_scan(path, tmp_path / "out", model=str(model_dir), device="cpu", quiet=True)
+    assert alive == [False]
+    assert (tmp_path / "out" / "leg_overlay.png").is_file() and res["labels7"].array.max() <= 7
