@@ -163,6 +163,15 @@ def random_model_folder(variant: str, folder: Path) -> Path:
                                 description="random weights, memory benchmark only"))
 
 
+def run_child(cmd: list[str]) -> dict:
+    """Run a measuring child process; its last stdout line is a JSON result. Fails with its
+    stderr's tail if it fails."""
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:3])} failed ({out.returncode}):\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def run_command(args) -> int:
     with tempfile.TemporaryDirectory(prefix="hrpqct-membench-") as tmp:
         raw = Path(tmp) / "scan_int16.raw"
@@ -175,11 +184,7 @@ def run_command(args) -> int:
         model = args.model or random_model_folder(args.variant, Path(tmp) / "model")
         cmd = [sys.executable, __file__, "--child-command", "--scan", str(hdr), "--model", str(model),
                "--out", str(Path(tmp) / "out")]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            print(out.stderr[-4000:], file=sys.stderr)
-            return out.returncode
-        res = json.loads(out.stdout.strip().splitlines()[-1])
+        res = run_child(cmd)
     n = res["slices"]
     in_mb = n * SHAPE[1] * SHAPE[2] * 2 / 2**20
     lab_mb = n * SHAPE[1] * SHAPE[2] / 2**20
@@ -233,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--batch-size", str(args.batch_size)]
         if args.in_memory:
             cmd.append("--in-memory")
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-        res = json.loads(out.stdout.strip().splitlines()[-1])
+        res = run_child(cmd)
 
     n = res["slices"]
     in_mb = n * SHAPE[1] * SHAPE[2] * 2 / 2**20

@@ -16,7 +16,7 @@ from hrpqct.seg import fastcpu as FC
 from hrpqct.seg import inference as I
 from hrpqct.seg.model import build_model
 from hrpqct.seg.preprocess import InputSpec
-from hrpqct.volume import Volume
+from small_scans import small_leg as scan
 
 TOL = dict(rtol=1e-4, atol=1e-4)
 ORT = FC.onnxruntime_available()
@@ -201,17 +201,6 @@ def test_without_onnxruntime_the_default_runs_and_asking_for_it_raises(tiny, cac
 
 # --- ONNX Runtime ---------------------------------------------------------------------------
 SPEC = InputSpec(crop_mm=8.0, input_px=64)
-
-
-def scan(nz=4):
-    yy, xx = np.mgrid[:120, :100]
-    arr = np.full((nz, 120, 100), -1000.0, dtype=np.float32)
-    limb = ((yy - 60) / 45.0) ** 2 + ((xx - 50) / 35.0) ** 2 <= 1
-    bone = ((yy - 55) / 15.0) ** 2 + ((xx - 45) / 12.0) ** 2 <= 1
-    for k in range(nz):
-        arr[k][limb] = 40.0 + 10 * k
-        arr[k][bone] = 1500.0
-    return Volume(arr, spacing=(0.1, 0.1, 0.5), unit="HU")
 
 
 @needs_ort

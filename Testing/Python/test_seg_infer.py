@@ -17,6 +17,7 @@ from hrpqct.seg.fastcpu import FoldedDecodeHead, optimise_for_cpu
 from hrpqct.seg.model import ModelCard, build_model, save_model
 from hrpqct.seg.preprocess import InputSpec
 from hrpqct.volume import Calibration, Volume
+from small_scans import small_leg as scan
 
 SPEC = InputSpec(crop_mm=8.0, input_px=64)  # 80 px crop at 0.1 mm
 
@@ -32,19 +33,6 @@ def tiny():
         bn.bias.uniform_(-0.2, 0.2)
         net.decode_head.classifier.weight.mul_(20)  # larger margins than a fresh head
     return net
-
-
-def scan(nz=5, unit="HU"):
-    yy, xx = np.mgrid[:120, :100]
-    arr = np.full((nz, 120, 100), -1000.0, dtype=np.float32)
-    limb = ((yy - 60) / 45.0) ** 2 + ((xx - 50) / 35.0) ** 2 <= 1
-    bone = ((yy - 55) / 15.0) ** 2 + ((xx - 45) / 12.0) ** 2 <= 1
-    for k in range(nz):
-        arr[k][limb] = 40.0 + 10 * k
-        arr[k][bone] = 1500.0
-    direction = (0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
-    return Volume(arr, spacing=(0.1, 0.1, 0.5), origin=(-3.0, 7.5, 12.0), direction=direction,
-                  unit=unit, source=None)
 
 
 def test_labels_on_the_native_grid_and_confidence(tiny, tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..regions import REGIONS, Region
-from ..volume import Volume, label_counts
+from ..volume import Volume, present_labels
 from .atomic import atomic_path
 
 __all__ = [
@@ -129,8 +129,7 @@ def _present_labels(array: np.ndarray, max_label: int) -> list[int]:
     if lo < 0:
         raise InputError("label maps cannot hold negative values")
     if hi <= max(max_label, 255) * 4:
-        counts = label_counts(array, minlength=hi + 1)
-        return [int(v) for v in np.flatnonzero(counts)]
+        return present_labels(array)
     return [int(v) for v in np.unique(array)]
 
 
