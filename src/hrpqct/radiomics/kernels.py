@@ -1,0 +1,221 @@
+"""Compiled (numba) loops of the fast radiomics path: discretisation and texture matrices of
+many regions of one image in one pass.
+
+Every function works on a *layer*, flattened in C order: ``lab`` (int32, region index 0..R-1,
+or -1 for no region; the regions of one layer do not overlap) and ``gl`` (int32, each pixel's
+grey level 1..Ng of its own region). The layer is padded with -1 on every side by at least
+the largest neighbour offset, so a neighbour index never leaves the array. Neighbours are given
+per region as flat offsets ``offs[r, a]`` for ``a < na[r]``, made from PyRadiomics' own
+``cMatrices.generate_angles`` for the region's bounding box.
+
+A neighbour counts when it lies in the same region. That is what PyRadiomics' C code does on
+the region's cropped image (a neighbour must be inside the crop and the mask, and the crop
+holds the whole region), so each region's counts are PyRadiomics' (the tests compare them with
+``radiomics.cMatrices``). Pixels are visited in C order, which restricted to one region is the
+order of its crop: the NGTDM's sums of non-integers add up in PyRadiomics' order.
+
+Matrices of all regions go into one flat float64 buffer, region ``r`` from ``base[r]`` on, in
+PyRadiomics' memory layout (C order of its ``(Ng, ..., Na)`` arrays).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "digitize", "glcm_counts", "glrlm_counts", "glszm_zones", "glszm_fill", "ngtdm_gldm_counts",
+]
+
+
+@njit(cache=True, nogil=True)
+def digitize(values, edges, idx, out):
+    """``out[idx[i]] = numpy.digitize(values[i], edges)`` for increasing ``edges``.
+
+    Exact: the result is the number of edges ``<= v`` (``digitize`` with ``right=False``),
+    found from a guess and corrected by comparing with the edges themselves.
+    """
+    n = edges.shape[0]
+    e0 = edges[0]
+    step = edges[1] - e0
+    for i in range(values.shape[0]):
+        v = values[i]
+        k = 0
+        if v >= e0:
+            g = (v - e0) / step
+            k = int(g) + 1 if g < n else n
+        while k > 0 and edges[k - 1] > v:
+            k -= 1
+        while k < n and edges[k] <= v:
+            k += 1
+        out[idx[i]] = k
+
+
+@njit(cache=True, nogil=True)
+def glcm_counts(lab, gl, ng, offs, na, base, out):
+    """Asymmetric co-occurrence counts, PyRadiomics' ``calculate_glcm`` layout ``(Ng, Ng, Na)``:
+    ``P[i-1, j-1, a]`` counts pixels of level i whose neighbour at offset ``offs[r, a]`` (same
+    region) has level j."""
+    for p in range(lab.shape[0]):
+        r = lab[p]
+        if r < 0:
+            continue
+        n = ng[r]
+        nar = na[r]
+        row = base[r] + (gl[p] - 1) * n * nar
+        for a in range(nar):
+            q = p + offs[r, a]
+            if lab[q] == r:
+                out[row + (gl[q] - 1) * nar + a] += 1.0
+
+
+@njit(cache=True, nogil=True)
+def glrlm_counts(lab, gl, shape, offs, vecs, na, nr, base, out, multi):
+    """Run-length counts, PyRadiomics' ``calculate_glrlm`` layout ``(Ng, Nr, Na)``.
+
+    A run is a stretch of consecutive pixels (along ``offs[r, a]``) of one region with one grey
+    level; it starts at a pixel whose predecessor is not of the same region and level.
+    ``multi[r, a]`` tells whether some line along the angle holds two or more pixels of region
+    r: PyRadiomics zeroes an angle's counts when none does (true as soon as a run is longer
+    than 1; otherwise found by walking back along the line; ``shape`` is the padded layer's
+    shape, ``vecs[r, a]`` the angle as ``(dz, dy, dx)``).
+    """
+    nreg = na.shape[0]
+    syx = shape[1] * shape[2]
+    for p in range(lab.shape[0]):
+        r = lab[p]
+        if r < 0:
+            continue
+        g = gl[p]
+        for a in range(na[r]):
+            o = offs[r, a]
+            q = p - o
+            if lab[q] == r and gl[q] == g:
+                continue  # not the first pixel of its run
+            rl = 0
+            q = p + o
+            while lab[q] == r and gl[q] == g:
+                rl += 1
+                q += o
+            if rl > 0:
+                multi[r, a] = True
+            out[base[r] + ((g - 1) * nr[r] + rl) * na[r] + a] += 1.0
+    # angles with only runs of 1: does any line hold two pixels of the region?
+    for r in range(nreg):
+        for a in range(na[r]):
+            if multi[r, a]:
+                continue
+            dz, dy, dx = vecs[r, a, 0], vecs[r, a, 1], vecs[r, a, 2]
+            for p in range(lab.shape[0]):
+                if lab[p] != r:
+                    continue
+                z = p // syx
+                y = (p - z * syx) // shape[2]
+                x = p - z * syx - y * shape[2]
+                z, y, x = z - dz, y - dy, x - dx
+                q = p - offs[r, a]
+                found = False
+                while 0 <= z < shape[0] and 0 <= y < shape[1] and 0 <= x < shape[2]:
+                    if lab[q] == r:
+                        found = True
+                        break
+                    z -= dz
+                    y -= dy
+                    x -= dx
+                    q -= offs[r, a]
+                if found:
+                    multi[r, a] = True
+                    break
+
+
+@njit(cache=True, nogil=True)
+def glszm_zones(lab, gl, offs, na, nreg):
+    """Connected zones (same region, same grey level, neighbours ``offs[r]``): arrays
+    ``(region, grey level, size)`` of every zone, the number of zones and each region's largest
+    zone."""
+    npx = lab.shape[0]
+    visited = np.zeros(npx, np.bool_)
+    stack = np.empty(npx, np.int64)
+    nmax = 0
+    for p in range(npx):
+        if lab[p] >= 0:
+            nmax += 1
+    zr = np.empty(nmax, np.int32)
+    zg = np.empty(nmax, np.int32)
+    zs = np.empty(nmax, np.int64)
+    maxsize = np.zeros(nreg, np.int64)
+    nzones = 0
+    for p in range(npx):
+        r = lab[p]
+        if r < 0 or visited[p]:
+            continue
+        g = gl[p]
+        top = 1
+        stack[0] = p
+        visited[p] = True
+        size = 0
+        while top > 0:
+            top -= 1
+            k = stack[top]
+            size += 1
+            for a in range(na[r]):
+                j = k + offs[r, a]
+                if not visited[j] and lab[j] == r and gl[j] == g:
+                    visited[j] = True
+                    stack[top] = j
+                    top += 1
+        zr[nzones] = r
+        zg[nzones] = g
+        zs[nzones] = size
+        nzones += 1
+        if size > maxsize[r]:
+            maxsize[r] = size
+    return zr, zg, zs, nzones, maxsize
+
+
+@njit(cache=True, nogil=True)
+def glszm_fill(zr, zg, zs, nzones, maxsize, base, out):
+    """Size-zone counts, PyRadiomics' ``calculate_glszm`` layout ``(Ng, max zone size)``."""
+    for k in range(nzones):
+        r = zr[k]
+        out[base[r] + (zg[k] - 1) * maxsize[r] + zs[k] - 1] += 1.0
+
+
+@njit(cache=True, nogil=True)
+def ngtdm_gldm_counts(lab, gl, offs, na, alpha, nbase, dbase, ngtdm, gldm):
+    """NGTDM ``(Ng, 3)`` and GLDM ``(Ng, 2 Na + 1)`` of every region in one pass (both use the
+    bidirectional neighbours at the preset's distances).
+
+    NGTDM: per grey level, the count and the sum of ``|level - mean of the neighbours' levels|``
+    (0 without neighbours); the third column (the level) is filled by the caller. GLDM: per
+    grey level, the number of pixels with d neighbours within ``alpha`` levels.
+    """
+    for p in range(lab.shape[0]):
+        r = lab[p]
+        if r < 0:
+            continue
+        gi = gl[p]
+        count = 0.0
+        total = 0.0
+        dep = 0
+        for a in range(na[r]):
+            q = p + offs[r, a]
+            if lab[q] == r:
+                gj = gl[q]
+                count += 1.0
+                total += gj
+                d = gi - gj
+                if d < 0:
+                    d = -d
+                if d <= alpha:
+                    dep += 1
+        if count == 0.0:
+            diff = 0.0
+        else:
+            diff = np.float64(gi) - (total / count)
+        if diff < 0:
+            diff = -diff
+        o = nbase[r] + (gi - 1) * 3
+        ngtdm[o] += 1.0
+        ngtdm[o + 1] += diff
+        gldm[dbase[r] + (gi - 1) * (2 * na[r] + 1) + dep] += 1.0
