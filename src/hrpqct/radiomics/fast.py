@@ -136,13 +136,15 @@ def _as3d(a: np.ndarray) -> np.ndarray:
 class _Bins:
     """What ``_applyBinning`` returns for one (image, region): the engine's shared-bins contract."""
 
-    __slots__ = ("binned", "gray_levels", "ng", "counts")
+    __slots__ = ("binned", "gray_levels", "ng", "counts", "pixel_bins", "bin_counts")
 
-    def __init__(self, binned, gray_levels, ng, counts):
+    def __init__(self, binned, gray_levels, ng, counts, pixel_bins, bin_counts):
         self.binned = binned
         self.gray_levels = gray_levels
         self.ng = ng
         self.counts = counts  # pixels per present grey level, same order
+        self.pixel_bins = pixel_bins  # each pixel's bin, in the order of the values
+        self.bin_counts = bin_counts  # numpy.bincount(pixel_bins)
 
 
 class _Shim:
@@ -226,7 +228,7 @@ class FastImage:
             binned.flags.writeable = False
             levels = levels.astype("int")
             levels.flags.writeable = False
-            self.bins[k] = _Bins(binned, levels, int(ng[k]), counts[levels])
+            self.bins[k] = _Bins(binned, levels, int(ng[k]), counts[levels], inside, counts)
         if not all(self.ok):
             lab = lab.copy()
             for k, g in enumerate(layer.geoms):
@@ -343,9 +345,11 @@ class _InjectedMatrices:
 
 
 class _FastGLCMCoefficients:
-    """GLCM coefficients as PyRadiomics defines them; the sum/difference marginals (p_x+y,
-    p_x-y) by ``bincount`` over the grey-level sums and differences, not one boolean mask per
-    value (same sums; they may differ from PyRadiomics' in the last bit)."""
+    """GLCM coefficients and three features as PyRadiomics defines them, faster: the
+    sum/difference marginals (p_x+y, p_x-y) by ``bincount`` over the grey-level sums and
+    differences, not one boolean mask per value (same sums; they may differ from PyRadiomics'
+    in the last bit); MCC's matrix by a compiled loop (bit-identical); cluster prominence and
+    shade with products for ``numpy.power`` (guarded as the first-order skewness)."""
 
     def _calculateCoefficients(self):  # noqa: N802
         P = self.P_glcm
@@ -380,6 +384,42 @@ class _FastGLCMCoefficients:
         c["pxAddy"] = p_add
         c["pxSuby"] = p_sub
         c["HXY"] = (-1) * np.sum((P * np.log2(P + eps)), (1, 2))
+
+    def getMCCFeatureValue(self):  # noqa: N802
+        # PyRadiomics' formula; Q by a compiled loop in PyRadiomics' order (bit-identical)
+        px = self.coefficients["px"]
+        py = self.coefficients["py"]
+        eps = self.coefficients["eps"]
+        Q = _k.glcm_mcc_q(np.ascontiguousarray(self.P_glcm), np.ascontiguousarray(px),
+                          np.ascontiguousarray(py), eps)
+        Q_eigenValue = np.linalg.eigvals(Q.transpose((0, 3, 1, 2)))
+        Q_eigenValue.sort()  # along the last axis: low to high
+        if Q_eigenValue.shape[2] < 2:
+            return 1  # flat region
+        MCC = np.sqrt(Q_eigenValue[:, :, -2])  # second highest eigenvalue
+        return np.nanmean(MCC, 1).real
+
+    def _cluster(self, power):
+        i = self.coefficients["i"]
+        j = self.coefficients["j"]
+        t = (i + j)[None, :, :, None] - self.coefficients["ux"] - self.coefficients["uy"]
+        t2 = t * t
+        P = self.P_glcm
+        if power == 4:  # positive terms: t2 * t2 is within ~2 ulp of numpy.power(t, 4)
+            return np.nanmean(np.sum(P * (t2 * t2), (1, 2)), 1)
+        # numpy.power(t, 3) is slow; t2 * t unless the sum is small against sum |.| (see the
+        # first-order skewness): then PyRadiomics' own numpy.power
+        terms = P * (t2 * t)
+        cs = np.sum(terms, (1, 2))
+        if not np.all(np.abs(cs) * _MOMENT_GUARD >= np.sum(np.abs(terms), (1, 2))):
+            cs = np.sum(P * (t ** 3), (1, 2))
+        return np.nanmean(cs, 1)
+
+    def getClusterProminenceFeatureValue(self):  # noqa: N802
+        return self._cluster(4)
+
+    def getClusterShadeFeatureValue(self):  # noqa: N802
+        return self._cluster(3)
 
 
 _FAST_CLASSES_CACHE: dict = {}
@@ -432,8 +472,15 @@ def _percentiles(sorted_part: np.ndarray, n: int, qs) -> dict:
     return out
 
 
+def _order_statistics(x: np.ndarray, ranks) -> dict:
+    """``{k: k-th smallest value of x}`` (exact; see :func:`.kernels.order_statistics`)."""
+    r = np.asarray(ranks, np.int64)
+    vals = _k.order_statistics(x, float(x.min()), float(x.max()), r, 4096)
+    return dict(zip(ranks, vals))
+
+
 def _needed_indices(n: int, qs) -> list:
-    idx = {0, n - 1}
+    idx = set()
     for q in qs:
         vi = (n - 1) * (q / 100.0)
         if vi >= n - 1:
@@ -446,6 +493,7 @@ def _needed_indices(n: int, qs) -> list:
     h = n // 2
     idx.update((h,) if n % 2 else (h - 1, h))  # median
     return sorted(i for i in idx if 0 <= i < n)
+
 
 
 #: Third moments smaller than sum |d^3| / _MOMENT_GUARD are recomputed with numpy.power.
@@ -470,46 +518,45 @@ class _FastFirstOrder:
         self._stats = {}
 
     def _s(self, key):
+        """Statistic ``key``, computed once. Sums are numpy's pairwise sums of the same terms
+        (:func:`.kernels.pairwise_sum`), so they equal PyRadiomics' ``nansum``/``nanmean``."""
         st = self._stats
         if key in st:
             return st[key]
-        x = self.targetVoxelArray
-        n = x.shape[1]
-        if key == "mean":
-            st[key] = np.sum(x, 1) / n
-        elif key == "mean_kd":
-            st[key] = np.sum(x, 1, keepdims=True) / n
-        elif key == "dev":
-            st[key] = x - self._s("mean_kd")
-        elif key == "sq_sum":
-            st[key] = np.sum((x + self.voxelArrayShift) ** 2, 1)
-        elif key == "d2":
-            d = self._s("dev")
-            st[key] = np.multiply(d, d)  # == numpy.power(d, 2) (numpy squares) and nanvar's d * d
-        elif key == "m2":
-            st[key] = np.sum(self._s("d2"), 1) / n
-        elif key == "var_sum":
-            st[key] = np.sum(self._s("d2"), 1) / n
+        x = self.targetVoxelArray[0]
+        n = x.shape[0]
+        ps = _k.pairwise_sum
+        if key == "mean":  # nanmean: sum / count
+            st[key] = np.array([ps(x, 0)]) / n
+        elif key == "sq_sum":  # nansum((x + voxelArrayShift) ** 2)
+            st[key] = np.array([ps(x, 1, float(self.voxelArrayShift))])
+        elif key == "m2":  # mean of power(x - mean, 2) (numpy squares: d * d); also nanvar's
+            st[key] = np.array([ps(x, 2, float(self._s("mean")[0]))]) / n
         elif key == "m3":
-            # numpy.power(d, 3) costs ~60 ns a value; d^2 * d differs from it by at most ~2 ulp
-            # per term, so the mean differs by < 1e-15 of sum |d^3|. Where the third moment is
-            # that small against sum |d^3| (near-symmetric values: > 1e4 times smaller), use
+            # numpy.power(d, 3) costs ~60 ns a value; (d * d) * d differs from it by at most ~2
+            # ulp per term, so the mean differs by < 1e-15 of sum |d^3|. Where the third moment
+            # is that small against sum |d^3| (near-symmetric values: > 1e4 times smaller), use
             # numpy.power itself, so the skewness stays within 1e-10 of PyRadiomics'.
-            d3 = np.multiply(self._s("d2"), self._s("dev"))
-            m3 = np.sum(d3, 1)
-            if not np.abs(m3[0]) * _MOMENT_GUARD >= np.sum(np.abs(d3), 1)[0]:
-                m3 = np.sum(np.power(self._s("dev"), 3), 1)
-            st[key] = m3 / n
-        elif key == "m4":
-            d2 = self._s("d2")  # all terms positive: d^2 * d^2 is within ~2 ulp of d^4
-            st[key] = np.sum(np.multiply(d2, d2), 1) / n
+            mean = float(self._s("mean")[0])
+            m3 = ps(x, 3, mean)
+            if not abs(m3) * _MOMENT_GUARD >= ps(x, 4, mean):
+                m3 = np.sum(np.power(x - mean, 3))
+            st[key] = np.array([m3]) / n
+        elif key == "m4":  # all terms positive: d^2 * d^2 is within ~2 ulp of d^4
+            st[key] = np.array([ps(x, 5, float(self._s("mean")[0]))]) / n
+        elif key == "mad":
+            st[key] = np.array([ps(x, 6, float(self._s("mean")[0]))]) / n
         elif key == "pct":
             qs = (10, 25, 75, 90)
-            part = np.partition(x[0], _needed_indices(n, qs))
+            ranks = _needed_indices(n, qs)
+            part = _order_statistics(x, ranks)
             st[key] = _percentiles(part, n, qs)
             h = n // 2
             st["median"] = part[h] if n % 2 else (part[h - 1] + part[h]) / 2.0
-            st["min"], st["max"] = part[0], part[n - 1]
+        elif key == "min":
+            st[key] = np.array([x.min()])
+        elif key == "max":
+            st[key] = np.array([x.max()])
         return st[key]
 
     def _pct(self, q):
@@ -522,12 +569,10 @@ class _FastFirstOrder:
         return self._s("sq_sum") * np.multiply.reduce(self.pixelSpacing)
 
     def getMinimumFeatureValue(self):  # noqa: N802
-        self._s("pct")
-        return np.array([self._stats["min"]])
+        return self._s("min")
 
     def getMaximumFeatureValue(self):  # noqa: N802
-        self._s("pct")
-        return np.array([self._stats["max"]])
+        return self._s("max")
 
     def get10PercentileFeatureValue(self):  # noqa: N802
         return self._pct(10)
@@ -549,17 +594,15 @@ class _FastFirstOrder:
         return self.getMaximumFeatureValue() - self.getMinimumFeatureValue()
 
     def getMeanAbsoluteDeviationFeatureValue(self):  # noqa: N802
-        x = self.targetVoxelArray
-        return np.sum(np.absolute(self._s("dev")), 1) / x.shape[1]
+        return self._s("mad")
 
     def getRobustMeanAbsoluteDeviationFeatureValue(self):  # noqa: N802
-        x = self.targetVoxelArray
-        inside = (x >= self._pct(10)[:, None]) & (x <= self._pct(90)[:, None])
-        cnt = np.sum(inside, 1)
-        y = np.where(inside, x, 0.0)
-        m = np.sum(y, 1, keepdims=True) / cnt[:, None]
-        z = np.where(inside, np.absolute(y - m), 0.0)
-        return np.sum(z, 1) / cnt
+        # PyRadiomics: NaN outside [P10, P90], then nanmean twice (NaN counted as 0 in the sums)
+        x = self.targetVoxelArray[0]
+        p10, p90 = float(self._pct(10)[0]), float(self._pct(90)[0])
+        cnt = int(np.count_nonzero((x >= p10) & (x <= p90)))
+        m = _k.pairwise_sum(x, 7, 0.0, p10, p90) / cnt
+        return np.array([_k.pairwise_sum(x, 8, m, p10, p90)]) / cnt
 
     def getRootMeanSquaredFeatureValue(self):  # noqa: N802
         x = self.targetVoxelArray
@@ -568,7 +611,7 @@ class _FastFirstOrder:
         return np.sqrt(self._s("sq_sum") / np.array([float(x.shape[1])]))
 
     def getStandardDeviationFeatureValue(self):  # noqa: N802
-        return np.sqrt(self._s("var_sum"))
+        return np.sqrt(self._s("m2"))
 
     getStandardDeviationFeatureValue._is_deprecated = True  # as PyRadiomics' (not enabled by default)
 
@@ -585,7 +628,7 @@ class _FastFirstOrder:
         return m4 / m2 ** 2.0
 
     def getVarianceFeatureValue(self):  # noqa: N802
-        return np.sqrt(self._s("var_sum")) ** 2
+        return np.sqrt(self._s("m2")) ** 2  # nanstd ** 2
 
     def getEntropyFeatureValue(self):  # noqa: N802
         p_i = self.coefficients["p_i"]

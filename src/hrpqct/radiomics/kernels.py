@@ -219,3 +219,206 @@ def ngtdm_gldm_counts(lab, gl, offs, na, alpha, nbase, dbase, ngtdm, gldm):
         ngtdm[o] += 1.0
         ngtdm[o + 1] += diff
         gldm[dbase[r] + (gi - 1) * (2 * na[r] + 1) + dep] += 1.0
+
+
+@njit(cache=True, nogil=True)
+def order_statistics(x, lo, hi, ranks, nbuckets):
+    """The ``ranks``-th smallest values of ``x`` (0-based; ``lo``/``hi`` its minimum and
+    maximum), exactly, in two passes instead of a partition of the whole array.
+
+    Pass 1 counts the values in ``nbuckets`` equal-width buckets over ``[lo, hi]``; the bucket
+    index ``int((v - lo) * scale)`` never decreases as v grows (each floating-point step is
+    monotone), so the k-th value lies in the bucket where the running count passes k. Pass 2
+    gathers the values of those buckets only, and a partition of each gives the answers.
+    """
+    nr = ranks.shape[0]
+    out = np.empty(nr, np.float64)
+    if hi == lo:
+        out[:] = lo
+        return out
+    scale = nbuckets / (hi - lo)
+    counts = np.zeros(nbuckets, np.int64)
+    for v in x:
+        b = int((v - lo) * scale)
+        if b >= nbuckets:
+            b = nbuckets - 1
+        counts[b] += 1
+    start = np.empty(nbuckets, np.int64)  # values in buckets before b
+    c = 0
+    for b in range(nbuckets):
+        start[b] = c
+        c += counts[b]
+    bucket_of = np.empty(nr, np.int64)
+    for i in range(nr):  # bucket where the running count passes rank k
+        k = ranks[i]
+        lo_b, hi_b = 0, nbuckets - 1
+        while lo_b < hi_b:
+            mid = (lo_b + hi_b) // 2
+            if start[mid] + counts[mid] > k:
+                hi_b = mid
+            else:
+                lo_b = mid + 1
+        bucket_of[i] = lo_b
+    slot = np.full(nbuckets, -1, np.int64)
+    size = 0
+    for i in range(nr):
+        b = bucket_of[i]
+        if slot[b] < 0:
+            slot[b] = size
+            size += counts[b]
+    buf = np.empty(size, np.float64)
+    fill = slot.copy()
+    for v in x:
+        b = int((v - lo) * scale)
+        if b >= nbuckets:
+            b = nbuckets - 1
+        if slot[b] >= 0:
+            buf[fill[b]] = v
+            fill[b] += 1
+    done = np.zeros(nbuckets, np.bool_)
+    for i in range(nr):
+        b = bucket_of[i]
+        if not done[b]:  # sort each needed bucket once (they are small)
+            seg = buf[slot[b]: slot[b] + counts[b]]
+            seg.sort()
+            done[b] = True
+        out[i] = buf[slot[bucket_of[i]] + ranks[i] - start[bucket_of[i]]]
+    return out
+
+
+# --- numpy's pairwise summation, on terms computed on the fly ------------------------------------
+# numpy adds a float64 array by pairwise summation: blocks of <= 128 values summed with 8
+# accumulators, larger arrays split in two halves (rounded down to a multiple of 8). Summing
+# the same terms in the same tree gives numpy's result bit for bit (the tests compare with
+# ``numpy.sum`` on many lengths), without writing the terms to a temporary array first.
+@njit(cache=True, nogil=True, inline="always")
+def _term(v, mode, c, a, b):
+    if mode == 0:
+        return v
+    if mode == 1:
+        t = v + c
+        return t * t
+    d = v - c
+    if mode == 2:
+        return d * d
+    if mode == 3:
+        return (d * d) * d
+    if mode == 4:
+        return abs((d * d) * d)
+    if mode == 5:
+        t = d * d
+        return t * t
+    if mode == 6:
+        return abs(d)
+    if mode == 7:
+        return v if (v >= a and v <= b) else 0.0
+    return abs(d) if (v >= a and v <= b) else 0.0  # mode 8
+
+
+@njit(cache=True, nogil=True)
+def _leaf(x, lo, n, mode, c, a, b):
+    if n < 8:
+        res = -0.0
+        for i in range(lo, lo + n):
+            res += _term(x[i], mode, c, a, b)
+        return res
+    r0 = _term(x[lo], mode, c, a, b)
+    r1 = _term(x[lo + 1], mode, c, a, b)
+    r2 = _term(x[lo + 2], mode, c, a, b)
+    r3 = _term(x[lo + 3], mode, c, a, b)
+    r4 = _term(x[lo + 4], mode, c, a, b)
+    r5 = _term(x[lo + 5], mode, c, a, b)
+    r6 = _term(x[lo + 6], mode, c, a, b)
+    r7 = _term(x[lo + 7], mode, c, a, b)
+    i = 8
+    m = n - (n % 8)
+    while i < m:
+        j = lo + i
+        r0 += _term(x[j], mode, c, a, b)
+        r1 += _term(x[j + 1], mode, c, a, b)
+        r2 += _term(x[j + 2], mode, c, a, b)
+        r3 += _term(x[j + 3], mode, c, a, b)
+        r4 += _term(x[j + 4], mode, c, a, b)
+        r5 += _term(x[j + 5], mode, c, a, b)
+        r6 += _term(x[j + 6], mode, c, a, b)
+        r7 += _term(x[j + 7], mode, c, a, b)
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += _term(x[lo + i], mode, c, a, b)
+        i += 1
+    return res
+
+
+@njit(cache=True, nogil=True)
+def _pairwise(x, n0, mode, c, a, b):
+    """numpy's recursion (halves rounded down to a multiple of 8, leaves of <= 128 values,
+    ``left + right``), run with an explicit stack (numba cannot cache recursive functions)."""
+    if n0 <= 128:
+        return _leaf(x, 0, n0, mode, c, a, b)
+    lo_s = np.empty(64, np.int64)
+    n_s = np.empty(64, np.int64)
+    left = np.empty(64, np.float64)
+    stage = np.zeros(64, np.int64)  # 0: computing the left half, 1: the right half
+    top = 0
+    lo_s[0] = 0
+    n_s[0] = n0
+    while True:
+        n = n_s[top]
+        if n > 128:  # descend into the left half
+            n2 = n // 2
+            n2 -= n2 % 8
+            lo_s[top + 1] = lo_s[top]
+            n_s[top + 1] = n2
+            stage[top + 1] = 0
+            top += 1
+            continue
+        v = _leaf(x, lo_s[top], n, mode, c, a, b)
+        top -= 1
+        while True:
+            if stage[top] == 1:  # v is the right half: combine, go up
+                v = left[top] + v
+                top -= 1
+                if top < 0:
+                    return v
+            else:  # v is the left half: keep it, then do the right half
+                left[top] = v
+                stage[top] = 1
+                n2 = n_s[top] // 2
+                n2 -= n2 % 8
+                lo_s[top + 1] = lo_s[top] + n2
+                n_s[top + 1] = n_s[top] - n2
+                stage[top + 1] = 0
+                top += 1
+                break
+
+
+#: Terms of :func:`pairwise_sum` (d = v - c; "in" = a <= v <= b).
+TERMS = {"v": 0, "(v+c)^2": 1, "d*d": 2, "(d*d)*d": 3, "|(d*d)*d|": 4, "(d*d)*(d*d)": 5,
+         "|d|": 6, "v if in else 0": 7, "|d| if in else 0": 8}
+
+
+@njit(cache=True, nogil=True)
+def pairwise_sum(x, mode, c=0.0, a=0.0, b=0.0):
+    """``numpy.sum(term(x))`` of a 1D float64 array, bit for bit, terms as in :data:`TERMS`."""
+    return 0.0 + _pairwise(x, x.shape[0], mode, c, a, b)
+
+
+@njit(cache=True, nogil=True)
+def glcm_mcc_q(P, px, py, eps):
+    """PyRadiomics' MCC matrix ``Q[v, i, j, a] = sum_k P[i,k] P[j,k] / (px[i] py[k] + eps)``,
+    added over k in PyRadiomics' order (``Q = term(0); Q += term(k)``), so it is bit-identical
+    and its eigenvalues are PyRadiomics'. ``P``: ``(Nv, Ng, Ng, Na)``; ``px``: ``(Nv, Ng, 1, Na)``;
+    ``py``: ``(Nv, 1, Ng, Na)``."""
+    nv, ng, _, na = P.shape
+    Q = np.empty((nv, ng, ng, na), np.float64)
+    for v in range(nv):
+        for i in range(ng):
+            for j in range(ng):
+                for a in range(na):
+                    acc = (P[v, i, 0, a] * P[v, j, 0, a]) / (px[v, i, 0, a] * py[v, 0, 0, a] + eps)
+                    for k in range(1, ng):
+                        acc += (P[v, i, k, a] * P[v, j, k, a]) / (
+                            px[v, i, 0, a] * py[v, 0, k, a] + eps)
+                    Q[v, i, j, a] = acc
+    return Q
