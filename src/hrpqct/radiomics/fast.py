@@ -292,6 +292,11 @@ class FastImage:
                 for a in range(na[k]):
                     if not multi[k, a]:  # as PyRadiomics: no line holds 2 pixels of the region
                         p[0, :, 0, a] = 0.0
+                # PyRadiomics allocates Nr = the crop's longest side and deletes the run lengths
+                # that never occur (_calculateCoefficients); ending the matrix after the longest
+                # run found leaves the same matrix after that deletion, and much less to delete
+                used = np.flatnonzero(p.any(axis=(0, 1, 3)))
+                p = np.ascontiguousarray(p[:, :, : (used[-1] + 1 if len(used) else 1), :])
                 self.raw[k]["glrlm"] = (p, per[k])
 
         if "glszm" in kinds:
