@@ -360,15 +360,24 @@ class MultiRegionExtractor:
         reg.result = res
         return reg
 
-    def _filtered(self, image_img, regions: list[_Region]):
-        """Yield ``(filtered image, image type name, kwargs, regions)`` once per filtered image."""
+    def _filtered(self, image_img, regions: list[_Region], local_crop: bool = False):
+        """Yield ``(filtered image, image type name, kwargs, regions)`` once per filtered image.
+
+        ``local_crop``: compute LBP-2D of a 2D image (a local filter: each pixel's code reads
+        its neighbours within ``lbp2DRadius``) on the regions' common box plus a margin only,
+        and return it in a full-size image that is 0 outside that box; every region pixel gets
+        PyRadiomics' value, and only region pixels are read.
+        """
         from radiomics import imageoperations
 
         for image_type, custom in self.preset.image_types.items():
             args = dict(self.settings)
             args.update(custom)
             gen = getattr(imageoperations, f"get{image_type}Image")
-            if image_type in _MASK_DEPENDENT_FILTERS:
+            if local_crop and image_type == "LBP2D" and image_img.GetDimension() == 2:
+                for img, type_name, kw in _lbp2d_on_box(gen, image_img, regions, args):
+                    yield img, type_name, kw, regions
+            elif image_type in _MASK_DEPENDENT_FILTERS:
                 for reg in regions:
                     for img, type_name, kw in gen(image_img, reg.mask_img, **args):
                         yield img, type_name, kw, [reg]
@@ -404,7 +413,8 @@ class MultiRegionExtractor:
             layout = fastpath.Layout(live, sitk.GetArrayViewFromImage(image_img).shape,
                                      pad=self._max_distance())
         kinds = {c for c, _ in enabled}
-        for filt_img, type_name, kwargs, regs in self._filtered(image_img, regions):
+        for filt_img, type_name, kwargs, regs in self._filtered(image_img, regions,
+                                                                local_crop=layout is not None):
             full = sitk.GetArrayViewFromImage(filt_img)
             done: set[int] = set()
             if layout is not None and regs is regions:  # a filter shared by all regions
@@ -463,6 +473,28 @@ class MultiRegionExtractor:
                     obj.enableFeatureByName(f)
             for f, v in obj.execute().items():
                 feats[f"{type_name}_{cls_name}_{f}"] = v
+
+
+def _lbp2d_on_box(gen, image_img, regions, args):
+    """PyRadiomics' LBP-2D of the regions' common box (+ radius + 2 pixels), in a full-size image."""
+    import SimpleITK as sitk
+
+    full = sitk.GetArrayViewFromImage(image_img)
+    live = [r for r in regions if r.result.reason is None] or regions
+    margin = int(np.ceil(float(args.get("lbp2DRadius", 1)))) + 2
+    lo = np.min([r.bb[0::2] for r in live], axis=0) - margin  # ITK order (x, y)
+    hi = np.max([r.bb[1::2] for r in live], axis=0) + margin
+    size = np.array(image_img.GetSize())
+    lo, hi = np.maximum(lo, 0), np.minimum(hi, size - 1)
+    box = np.empty(4, np.int64)
+    box[0::2], box[1::2] = lo, hi
+    crop, _ = _crop(image_img, box, full)
+    for img, type_name, kw in gen(crop, crop, **args):
+        out = np.zeros(full.shape, sitk.GetArrayViewFromImage(img).dtype)
+        out[lo[1]: hi[1] + 1, lo[0]: hi[0] + 1] = sitk.GetArrayViewFromImage(img)
+        res = sitk.GetImageFromArray(out)
+        res.CopyInformation(image_img)
+        yield res, type_name, kw
 
 
 _STANDINS: dict = {}

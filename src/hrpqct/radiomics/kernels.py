@@ -195,24 +195,25 @@ def ngtdm_gldm_counts(lab, gl, offs, na, alpha, nbase, dbase, ngtdm, gldm):
         if r < 0:
             continue
         gi = gl[p]
-        count = 0.0
-        total = 0.0
+        count = 0
+        total = 0  # PyRadiomics adds the levels as doubles: small integers, exact either way
         dep = 0
         for a in range(na[r]):
             q = p + offs[r, a]
             if lab[q] == r:
                 gj = gl[q]
-                count += 1.0
+                count += 1
                 total += gj
-                d = gi - gj
-                if d < 0:
-                    d = -d
-                if d <= alpha:
+                if -alpha <= gi - gj <= alpha:
                     dep += 1
-        if count == 0.0:
+        if count == 0:
             diff = 0.0
+        elif count == 1:
+            diff = np.float64(gi) - np.float64(total)
+        elif count == 2:  # x / 2 == x * 0.5 exactly
+            diff = np.float64(gi) - np.float64(total) * 0.5
         else:
-            diff = np.float64(gi) - (total / count)
+            diff = np.float64(gi) - np.float64(total) / np.float64(count)
         if diff < 0:
             diff = -diff
         o = nbase[r] + (gi - 1) * 3
