@@ -247,3 +247,25 @@ def test_region_dependent_filters_use_the_per_region_path(slice64, tmp_path, mon
     sub = {k: masks[k] for k in ("TT", "AT")}
     assert_parity(MultiRegionExtractor(f).execute(img, sub, (1.0, 1.0)),
                   pyradiomics_execute(img, sub, (1.0, 1.0), f), expect_ok=["TT", "AT"])
+
+
+def test_lbp_on_the_regions_box_equals_pyradiomics(tmp_path):
+    # small regions in a large image: LBP-2D is computed on their box + margin only
+    import yaml
+
+    from hrpqct.radiomics.engine import pyradiomics_execute
+
+    rng = np.random.default_rng(8)
+    img = rng.normal(0, 100, (120, 150)).astype(np.float32)
+    a = np.zeros(img.shape, bool)
+    a[40:55, 60:80] = True
+    b = np.zeros(img.shape, bool)
+    b[56:70, 62:75] = True
+    f = tmp_path / "lbp.yaml"
+    f.write_text(yaml.safe_dump({"setting": {"force2D": True},
+                                 "imageType": {"LBP2D": {"binWidth": 1, "lbp2DRadius": 2}},
+                                 "featureClass": {"firstorder": None, "glszm": None}}),
+                 encoding="utf-8")
+    masks = {"a": a, "b": b}
+    assert_parity(MultiRegionExtractor(f).execute(img, masks, (1.0, 1.0)),
+                  pyradiomics_execute(img, masks, (1.0, 1.0), f), expect_ok=["a", "b"])
