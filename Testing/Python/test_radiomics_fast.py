@@ -269,3 +269,15 @@ def test_lbp_on_the_regions_box_equals_pyradiomics(tmp_path):
     masks = {"a": a, "b": b}
     assert_parity(MultiRegionExtractor(f).execute(img, masks, (1.0, 1.0)),
                   pyradiomics_execute(img, masks, (1.0, 1.0), f), expect_ok=["a", "b"])
+
+
+def test_fast_nanmean_is_numpys():
+    rng = np.random.default_rng(4)
+    for shape, axis in [((1, 4), 1), ((1, 13), 1), ((1, 1, 1, 13), (1, 2, 3)), ((3, 5, 7), 1),
+                        ((2, 300), 1), ((1, 1), 1)]:
+        a = rng.normal(0, 1, shape) * 10.0 ** rng.integers(-3, 4, shape)
+        for arr in (a, np.swapaxes(a, 0, -1).copy().swapaxes(0, -1)):  # also non-contiguous
+            ours, ref = fast._nanmean(arr, axis), np.nanmean(arr, axis)
+            assert np.array_equal(ours, ref) and np.shape(ours) == np.shape(ref)
+    b = np.array([[1.0, np.nan, 3.0]])
+    assert np.array_equal(fast._nanmean(b, 1), np.nanmean(b, 1))
