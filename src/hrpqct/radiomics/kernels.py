@@ -150,6 +150,23 @@ def glszm_zones(lab, gl, offs, na, nreg):
         if r < 0 or visited[p]:
             continue
         g = gl[p]
+        if na[r] == 2 and offs[r, 1] == -offs[r, 0]:
+            # one-dimensional connectivity (a 2D slice under PyRadiomics' force2D: left and
+            # right only): zones are runs along the offset; p is the first pixel of its run
+            o = abs(offs[r, 0])
+            size = 1
+            q = p + o
+            while lab[q] == r and gl[q] == g:
+                visited[q] = True
+                size += 1
+                q += o
+            zr[nzones] = r
+            zg[nzones] = g
+            zs[nzones] = size
+            nzones += 1
+            if size > maxsize[r]:
+                maxsize[r] = size
+            continue
         top = 1
         stack[0] = p
         visited[p] = True
