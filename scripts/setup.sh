@@ -44,7 +44,7 @@ pipi "${C[@]}" -e ".[all,dev]"
 import importlib, sys
 bad = []
 for mod in ["radiomics._cmatrices", "radiomics._cshape", "torch", "transformers", "SimpleITK",
-            "itk", "slicer", "xgboost", "sklearn", "skimage", "hrpqct"]:
+            "itk", "slicer", "xgboost", "sklearn", "skimage", "numba", "hrpqct"]:
     try:
         importlib.import_module(mod)
     except Exception as exc:  # noqa: BLE001

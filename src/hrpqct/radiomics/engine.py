@@ -233,8 +233,11 @@ class MultiRegionExtractor:
     (without ``diagnostics_*``), or a reason when the region cannot be computed.
     """
 
-    def __init__(self, preset: str | Preset = "paper", blas: int | None = 1):
+    def __init__(self, preset: str | Preset = "paper", blas: int | None = 1, *, fast: bool = True):
         self.blas = blas  # BLAS threads during execute (see blas_threads); None: unchanged
+        # fast=False keeps every region on the per-region path (PyRadiomics' classes and C
+        # matrices with one shared discretisation); used by the tests and the benchmark
+        self.fast = fast
         self.preset = load_preset(preset)
         quiet_pyradiomics()
         self._ext = self.preset.extractor()
@@ -319,8 +322,9 @@ class MultiRegionExtractor:
         if shared:
             contexts.insert(0, (image_img, shared))
 
-        for img, regions in contexts:
-            self._features(img, regions)
+        for k, (img, regions) in enumerate(contexts):
+            # only the shared context (filtered images independent of the region) is fast
+            self._features(img, regions, fast=bool(shared) and k == 0)
         for res in out.values():
             if res.reason is not None:
                 res.features = collections.OrderedDict()
@@ -356,15 +360,24 @@ class MultiRegionExtractor:
         reg.result = res
         return reg
 
-    def _filtered(self, image_img, regions: list[_Region]):
-        """Yield ``(filtered image, image type name, kwargs, regions)`` once per filtered image."""
+    def _filtered(self, image_img, regions: list[_Region], local_crop: bool = False):
+        """Yield ``(filtered image, image type name, kwargs, regions)`` once per filtered image.
+
+        ``local_crop``: compute LBP-2D of a 2D image (a local filter: each pixel's code reads
+        its neighbours within ``lbp2DRadius``) on the regions' common box plus a margin only,
+        and return it in a full-size image that is 0 outside that box; every region pixel gets
+        PyRadiomics' value, and only region pixels are read.
+        """
         from radiomics import imageoperations
 
         for image_type, custom in self.preset.image_types.items():
             args = dict(self.settings)
             args.update(custom)
             gen = getattr(imageoperations, f"get{image_type}Image")
-            if image_type in _MASK_DEPENDENT_FILTERS:
+            if local_crop and image_type == "LBP2D" and image_img.GetDimension() == 2:
+                for img, type_name, kw in _lbp2d_on_box(gen, image_img, regions, args):
+                    yield img, type_name, kw, regions
+            elif image_type in _MASK_DEPENDENT_FILTERS:
                 for reg in regions:
                     for img, type_name, kw in gen(image_img, reg.mask_img, **args):
                         yield img, type_name, kw, [reg]
@@ -372,17 +385,54 @@ class MultiRegionExtractor:
                 for img, type_name, kw in gen(image_img, regions[0].mask_img, **args):
                     yield img, type_name, kw, regions
 
-    def _features(self, image_img, regions: list[_Region]) -> None:
+    def _max_distance(self) -> int:
+        """Largest neighbour distance of the preset (``distances``, also per image type)."""
+        ds = [int(d) for d in self.settings.get("distances") or [1]]
+        for custom in self.preset.image_types.values():
+            ds += [int(d) for d in custom.get("distances") or []]
+        return max([1, *ds])
+
+    def _fast_enabled(self, enabled) -> bool:
+        from . import fast as fastpath
+
+        return (self.fast and fastpath.available()
+                and all(c in fastpath.FAST_CLASSES for c, _ in enabled))
+
+    def _features(self, image_img, regions: list[_Region], fast: bool = False) -> None:
         import SimpleITK as sitk
         from radiomics import getFeatureClasses
+
+        from . import fast as fastpath
 
         classes = getFeatureClasses()
         enabled = [(c, f) for c, f in self.preset.feature_classes.items()
                    if not c.startswith("shape") and c in classes]
-        for filt_img, type_name, kwargs, regs in self._filtered(image_img, regions):
+        live = [r for r in regions if r.result.reason is None]
+        layout = None
+        if fast and live and self._fast_enabled(enabled):
+            layout = fastpath.Layout(live, sitk.GetArrayViewFromImage(image_img).shape,
+                                     pad=self._max_distance())
+        kinds = {c for c, _ in enabled}
+        for filt_img, type_name, kwargs, regs in self._filtered(image_img, regions,
+                                                                local_crop=layout is not None):
             full = sitk.GetArrayViewFromImage(filt_img)
+            done: set[int] = set()
+            if layout is not None and regs is regions:  # a filter shared by all regions
+                standin = _standin(filt_img)
+                for layer in layout.layers:
+                    fi = fastpath.FastImage(layer, full, kwargs, kinds)
+                    for k, reg in enumerate(layer.regions):
+                        if reg.result.reason is not None or not fi.ok[k]:
+                            continue  # non-finite values: the per-region path below
+                        try:
+                            self._fast_region(reg, fi, k, type_name, kwargs, enabled, classes,
+                                              standin)
+                        except Exception as exc:  # PyRadiomics would raise; record, go on
+                            reg.result.reason = (
+                                f"error in {type_name}: {type(exc).__name__}: {exc}")
+                        done.add(id(reg))
             for reg in regs:
-                if reg.result.reason is not None:
+                if reg.result.reason is not None or id(reg) in done:
                     continue
                 try:
                     crop, crop_arr = _crop(filt_img, reg.bb, full)
@@ -400,6 +450,68 @@ class MultiRegionExtractor:
                             reg.result.features[f"{type_name}_{cls_name}_{f}"] = v
                 except Exception as exc:  # PyRadiomics would raise; we record and go on
                     reg.result.reason = f"error in {type_name}: {type(exc).__name__}: {exc}"
+
+    @staticmethod
+    def _fast_region(reg, fi, k, type_name, kwargs, enabled, classes, standin) -> None:
+        """The feature classes of one region on the fast path (see :mod:`.fast`)."""
+        from . import fast as fastpath
+
+        bins = fi.bins[k]
+        raw = fi.raw[k]
+        values = fi.values[k]
+        feats = reg.result.features
+        for cls_name, feature_names in enabled:
+            cls = fastpath.fast_class(classes[cls_name], cls_name)
+            obj = cls.__new__(cls)
+            obj._shared_mask = reg.crop_mask
+            obj._shared_bins = bins
+            obj._shared_raw = raw
+            obj._shared_values = values
+            obj.__init__(standin, standin, **kwargs)
+            if feature_names is not None:
+                for f in feature_names:
+                    obj.enableFeatureByName(f)
+            for f, v in obj.execute().items():
+                feats[f"{type_name}_{cls_name}_{f}"] = v
+
+
+def _lbp2d_on_box(gen, image_img, regions, args):
+    """PyRadiomics' LBP-2D of the regions' common box (+ radius + 2 pixels), in a full-size image."""
+    import SimpleITK as sitk
+
+    full = sitk.GetArrayViewFromImage(image_img)
+    live = [r for r in regions if r.result.reason is None] or regions
+    margin = int(np.ceil(float(args.get("lbp2DRadius", 1)))) + 2
+    lo = np.min([r.bb[0::2] for r in live], axis=0) - margin  # ITK order (x, y)
+    hi = np.max([r.bb[1::2] for r in live], axis=0) + margin
+    size = np.array(image_img.GetSize())
+    lo, hi = np.maximum(lo, 0), np.minimum(hi, size - 1)
+    box = np.empty(4, np.int64)
+    box[0::2], box[1::2] = lo, hi
+    crop, _ = _crop(image_img, box, full)
+    for img, type_name, kw in gen(crop, crop, **args):
+        out = np.zeros(full.shape, sitk.GetArrayViewFromImage(img).dtype)
+        out[lo[1]: hi[1] + 1, lo[0]: hi[0] + 1] = sitk.GetArrayViewFromImage(img)
+        res = sitk.GetImageFromArray(out)
+        res.CopyInformation(image_img)
+        yield res, type_name, kw
+
+
+_STANDINS: dict = {}
+
+
+def _standin(image):
+    """A one-pixel image with ``image``'s spacing: what the fast path's feature classes get as
+    input image (they read only its spacing; their arrays come from the fast path)."""
+    import SimpleITK as sitk
+
+    key = (image.GetDimension(), tuple(image.GetSpacing()))
+    img = _STANDINS.get(key)
+    if img is None:
+        img = sitk.GetImageFromArray(np.zeros((1,) * key[0], np.float64))
+        img.SetSpacing(key[1])
+        _STANDINS[key] = img
+    return img
 
 
 def pyradiomics_execute(
