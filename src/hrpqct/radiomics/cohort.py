@@ -269,11 +269,9 @@ def _check_run_record(out: Path, record: dict) -> None:
 
 
 def _clean_temporaries(folder: Path) -> None:
-    for p in folder.glob(".*.tmp-*"):
-        try:
-            p.unlink()
-        except OSError:
-            pass
+    from ..io.outputs import clean_temporaries
+
+    clean_temporaries(folder)  # only those whose writer is gone (a killed run)
 
 
 def collect(out_dir: str | os.PathLike, manifest: pd.DataFrame,
