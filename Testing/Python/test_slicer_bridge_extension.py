@@ -9,6 +9,8 @@ Python imports them from), not Slicer's macros themselves.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("HRpQCTSeg", "HRpQCTRadiomics", "HRpQCTClassify")
-LIB = "lib/Slicer-5.9/qt-scripted-modules"
+LIB = "lib/Slicer-5.12/qt-scripted-modules"
 
 _STUB_CONFIG = r"""
 set(Slicer_USE_FILE "${CMAKE_CURRENT_LIST_DIR}/UseSlicer.cmake")
@@ -28,7 +30,9 @@ set(Slicer_EXTENSION_CPACK "${CMAKE_CURRENT_LIST_DIR}/CPack.cmake")
 set(Slicer_QTSCRIPTEDMODULES_LIB_DIR "@LIB@")
 set(Slicer_INSTALL_QTSCRIPTEDMODULES_LIB_DIR "@LIB@")
 set(HRPQCT_STUB_MANIFEST "${CMAKE_BINARY_DIR}/manifest.txt")
+set(HRPQCT_STUB_INSTALLED "${CMAKE_BINARY_DIR}/installed")
 file(WRITE "${HRPQCT_STUB_MANIFEST}" "")
+file(REMOVE_RECURSE "${HRPQCT_STUB_INSTALLED}")
 
 function(_stub_require path)
   if(NOT EXISTS "${path}")
@@ -41,6 +45,9 @@ function(slicerMacroBuildScriptedModule)
   foreach(f ${MY_SCRIPTS} ${MY_RESOURCES})
     _stub_require("${CMAKE_CURRENT_SOURCE_DIR}/${f}")
     file(APPEND "${HRPQCT_STUB_MANIFEST}" "module ${MY_NAME} ${f}\n")
+    # Slicer's macro copies the scripts and resources into the qt-scripted-modules folder and
+    # installs them from there, keeping their relative paths
+    configure_file("${CMAKE_CURRENT_SOURCE_DIR}/${f}" "${HRPQCT_STUB_INSTALLED}/@LIB@/${f}" COPYONLY)
   endforeach()
 endfunction()
 
@@ -50,6 +57,15 @@ macro(ctkMacroCompilePythonScript)
   file(RELATIVE_PATH _rel "${CMAKE_BINARY_DIR}/@LIB@" "${MY_DESTINATION_DIR}")
   foreach(f ${MY_SCRIPTS} ${MY_RESOURCES})
     _stub_require("${MY_SOURCE_DIR}/${f}")
+    # CTK's macro copies each listed file to DESTINATION_DIR/<f> and installs the folder with
+    # install(DIRECTORY): its content (NO_INSTALL_SUBDIR) or the folder itself into INSTALL_DIR
+    if(MY_NO_INSTALL_SUBDIR)
+      set(_inst "${HRPQCT_STUB_INSTALLED}/${MY_INSTALL_DIR}")
+    else()
+      get_filename_component(_leaf "${MY_DESTINATION_DIR}" NAME)
+      set(_inst "${HRPQCT_STUB_INSTALLED}/${MY_INSTALL_DIR}/${_leaf}")
+    endif()
+    configure_file("${MY_SOURCE_DIR}/${f}" "${_inst}/${f}" COPYONLY)
     if(_rel)
       file(APPEND "${HRPQCT_STUB_MANIFEST}" "bundle ${MY_TARGET_NAME} ${_rel}/${f}\n")
     else()
@@ -92,7 +108,11 @@ def manifest(tmp_path_factory) -> list[str]:
     ctest_file = build / "Testing" / "CTestTestfile.cmake"
     lines = (build / "manifest.txt").read_text(encoding="utf-8").splitlines()
     ctest = [f"ctest {line}" for line in ctest_file.read_text(encoding="utf-8").splitlines() if "add_test" in line]
-    return lines + ctest
+    return lines + ctest + [f"installed-at {build / 'installed' / LIB}"]
+
+
+def _installed(manifest) -> Path:
+    return Path(next(line.split(" ", 1)[1] for line in manifest if line.startswith("installed-at ")))
 
 
 def test_extension_description(manifest):
@@ -126,6 +146,55 @@ def test_core_and_resources_bundled_once_at_import_paths(manifest):
     installs = [line for line in manifest if line.startswith("install ")]
     assert f"install HRpQCTCore {LIB} nosubdir=TRUE" in installs
     assert f"install HRpQCTResources {LIB}/hrpqct nosubdir=FALSE" in installs
+
+
+def test_every_resource_file_is_installed(manifest):
+    # the files the code reads (catalog.json once was not: HRpQCTSeg's panel then never opened)
+    lib = _installed(manifest)
+    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "Resources"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    wanted = {Path(f).relative_to("Resources") for f in tracked
+              if not (f.endswith(".py") and Path(f).parent != Path("Resources"))}
+    assert Path("models/catalog.json") in wanted
+    missing = sorted(str(f) for f in wanted if not (lib / "hrpqct" / "resources" / f).is_file())
+    assert missing == []
+
+
+_INSTALLED_PROBE = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]  # not the source tree
+import hrpqct, hrpqct_slicer
+from pathlib import Path
+assert Path(hrpqct.__file__).is_relative_to(sys.argv[1]), hrpqct.__file__
+assert Path(hrpqct_slicer.__file__).is_relative_to(sys.argv[1]), hrpqct_slicer.__file__
+from hrpqct.seg.model import catalog
+from hrpqct.radiomics.presets import PRESETS, preset_path
+from hrpqct.terminology import ANATOMIC_FILE, TERMINOLOGY_FILE, resources_dir
+out = {"catalog": [], "presets": {}, "terminology": []}
+for e in catalog():
+    p = e.path()
+    out["catalog"].append([e.id, e.bundled, p is not None and (p / "model.safetensors").is_file()])
+for name in PRESETS:
+    out["presets"][name] = preset_path(name).is_file()
+for f in (TERMINOLOGY_FILE, ANATOMIC_FILE):
+    out["terminology"].append(json.loads((resources_dir() / f).read_text(encoding="utf-8")) != {})
+print(json.dumps(out))
+"""
+
+
+def test_installed_tree_reads_its_resources(manifest):
+    # import the packages from the installed tree (not the source tree) and read what the
+    # modules read at set-up: the model catalogue and bundled models, the presets, the terminology
+    lib = _installed(manifest)
+    proc = subprocess.run([sys.executable, "-c", _INSTALLED_PROBE, str(lib)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "HRPQCT_MODELS_DIR": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert ["demo-synthetic", True, True] in out["catalog"]
+    assert all(present for _, bundled, present in out["catalog"] if bundled)
+    assert out["presets"] and all(out["presets"].values())
+    assert out["terminology"] == [True, True]
 
 
 def test_pytest_files_registered_with_ctest(manifest):
