@@ -19,6 +19,11 @@ from pathlib import Path
 
 import pytest
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ("HRpQCTSeg", "HRpQCTRadiomics", "HRpQCTClassify")
 LIB = "lib/Slicer-5.12/qt-scripted-modules"
@@ -77,8 +82,19 @@ macro(ctkMacroCompilePythonScript)
 endmacro()
 """.replace("@LIB@", LIB)
 
+_STUB_USE = r"""
+enable_testing()
+if(NOT DEFINED EXTENSION_LICENSE_FILE)
+  set(EXTENSION_LICENSE_FILE "${CMAKE_CURRENT_LIST_DIR}/Slicer-License.txt")
+endif()
+if(NOT DEFINED EXTENSION_README_FILE)
+  set(EXTENSION_README_FILE "${CMAKE_CURRENT_LIST_DIR}/Slicer-README.txt")
+endif()
+"""
+
 _STUB_GENERATE = r"""
-foreach(v NAME HOMEPAGE CATEGORY CONTRIBUTORS ICONURL DEPENDS STATUS)
+foreach(v NAME HOMEPAGE CATEGORY CONTRIBUTORS ICONURL DEPENDS STATUS SCREENSHOTURLS LICENSE_FILE
+    README_FILE DESCRIPTION)
   file(APPEND "${HRPQCT_STUB_MANIFEST}" "extension ${v}=${EXTENSION_${v}}\n")
 endforeach()
 """
@@ -95,7 +111,8 @@ def manifest(tmp_path_factory) -> list[str]:
         pytest.skip("project() needs a C and a C++ compiler, as in any Slicer extension build")
     stub = tmp_path_factory.mktemp("slicer-stub")
     (stub / "SlicerConfig.cmake").write_text(_STUB_CONFIG, encoding="utf-8")
-    (stub / "UseSlicer.cmake").write_text("enable_testing()\n", encoding="utf-8")
+    # as Slicer's UseSlicer.cmake: an extension that sets no licence or read-me gets Slicer's
+    (stub / "UseSlicer.cmake").write_text(_STUB_USE, encoding="utf-8")
     (stub / "GenerateConfig.cmake").write_text(_STUB_GENERATE, encoding="utf-8")
     (stub / "CPack.cmake").write_text("", encoding="utf-8")
     build = tmp_path_factory.mktemp("build")
@@ -123,6 +140,20 @@ def test_extension_description(manifest):
     assert ext["CATEGORY"] and ext["CONTRIBUTORS"] and ext["HOMEPAGE"].startswith("https://")
     assert ext["ICONURL"].endswith("Resources/Icons/HRpQCT.png")
     assert (ROOT / "Resources/Icons/HRpQCT.png").is_file()
+
+
+def test_extension_ships_its_own_apache_licence(manifest):
+    # without EXTENSION_LICENSE_FILE the package carried Slicer's licence, and the
+    # ExtensionsIndex checker wants a LICENSE file at the repository root
+    ext = dict(line.split(" ", 1)[1].split("=", 1)
+               for line in manifest if line.startswith("extension "))
+    assert Path(ext["LICENSE_FILE"]) == ROOT / "LICENSE"
+    assert Path(ext["README_FILE"]) == ROOT / "README.md"
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.split()[:3] == ["Apache", "License", "Version"] and "2.0, January 2004" in text
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"] == "Apache-2.0"
 
 
 def test_each_module_built_with_its_script_and_icon(manifest):
