@@ -136,7 +136,8 @@ def test_extension_description(manifest):
     ext = dict(line.split(" ", 1)[1].split("=", 1)
                for line in manifest if line.startswith("extension "))
     assert ext["NAME"] == "HRpQCT"
-    assert ext["DEPENDS"] == "NA"
+    # torch via the PyTorch extension, PyRadiomics via SlicerRadiomics (hrpqct_slicer.deps)
+    assert ext["DEPENDS"].split() == ["PyTorch", "SlicerRadiomics"]
     assert ext["CATEGORY"] and ext["CONTRIBUTORS"] and ext["HOMEPAGE"].startswith("https://")
     assert ext["ICONURL"].endswith("Resources/Icons/HRpQCT.png")
     assert (ROOT / "Resources/Icons/HRpQCT.png").is_file()
