@@ -8,6 +8,7 @@ Python imports them from), not Slicer's macros themselves.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -46,7 +47,11 @@ function(_stub_require path)
 endfunction()
 
 function(slicerMacroBuildScriptedModule)
-  cmake_parse_arguments(MY "WITH_GENERIC_TESTS;WITH_SUBDIR" "NAME" "SCRIPTS;RESOURCES" ${ARGN})
+  cmake_parse_arguments(MY "WITH_GENERIC_TESTS;WITH_SUBDIR;VERBOSE" "NAME" "SCRIPTS;RESOURCES" ${ARGN})
+  if(NOT "${MY_UNPARSED_ARGUMENTS}" STREQUAL "")
+    message(FATAL_ERROR "slicerMacroBuildScriptedModule: unknown arguments ${MY_UNPARSED_ARGUMENTS}")
+  endif()
+  file(APPEND "${HRPQCT_STUB_MANIFEST}" "generic-tests ${MY_NAME} ${MY_WITH_GENERIC_TESTS}\n")
   foreach(f ${MY_SCRIPTS} ${MY_RESOURCES})
     _stub_require("${CMAKE_CURRENT_SOURCE_DIR}/${f}")
     file(APPEND "${HRPQCT_STUB_MANIFEST}" "module ${MY_NAME} ${f}\n")
@@ -54,6 +59,12 @@ function(slicerMacroBuildScriptedModule)
     # installs them from there, keeping their relative paths
     configure_file("${CMAKE_CURRENT_SOURCE_DIR}/${f}" "${HRPQCT_STUB_INSTALLED}/@LIB@/${f}" COPYONLY)
   endforeach()
+endfunction()
+
+function(slicer_add_python_unittest)
+  cmake_parse_arguments(MY "" "SCRIPT;TESTNAME_PREFIX" "SLICER_ARGS" ${ARGN})
+  _stub_require("${CMAKE_CURRENT_SOURCE_DIR}/${MY_SCRIPT}")
+  file(APPEND "${HRPQCT_STUB_MANIFEST}" "unittest ${MY_SCRIPT}\n")
 endfunction()
 
 macro(ctkMacroCompilePythonScript)
@@ -163,6 +174,25 @@ def test_each_module_built_with_its_script_and_icon(manifest):
         assert f"module {name} Resources/Icons/{name}.png" in manifest
 
 
+def test_modules_have_generic_tests_and_register_their_self_test(manifest):
+    # Slicer's "Reload and Test", the SelfTests module and the ExtensionsIndex CI need both
+    for name in MODULES:
+        assert f"generic-tests {name} TRUE" in manifest
+        assert f"unittest {name}.py" in manifest
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_files_define_their_test_class(name):
+    # ScriptedLoadableModule.runTest looks up <Module>Test in the module file
+    tree = ast.parse((ROOT / name / f"{name}.py").read_text(encoding="utf-8"))
+    classes = {c.name: c for c in tree.body if isinstance(c, ast.ClassDef)}
+    test = classes.get(f"{name}Test")
+    assert test is not None, f"{name}.py has no {name}Test class"
+    assert [b.id for b in test.bases if isinstance(b, ast.Name)] == ["ScriptedLoadableModuleTest"]
+    methods = {f.name for f in test.body if isinstance(f, ast.FunctionDef)}
+    assert {"setUp", "runTest"} <= methods and any(m.startswith("test_") for m in methods)
+
+
 def test_core_and_resources_bundled_once_at_import_paths(manifest):
     bundled = [line.split(" ", 2)[2] for line in manifest if line.startswith("bundle ")]
     assert len(bundled) == len(set(bundled))  # each file copied once, whichever module asked first
@@ -245,6 +275,7 @@ class _FakeScriptedLoadableModule:
 def _load_module(name: str, monkeypatch) -> types.ModuleType:
     fake = types.ModuleType("slicer.ScriptedLoadableModule")
     fake.ScriptedLoadableModule = _FakeScriptedLoadableModule
+    fake.ScriptedLoadableModuleTest = type("ScriptedLoadableModuleTest", (), {})
     if importlib.util.find_spec("slicer") is None:
         monkeypatch.setitem(sys.modules, "slicer", types.ModuleType("slicer"))
     monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", fake)
