@@ -154,6 +154,31 @@ def test_extension_description(manifest):
     assert (ROOT / "Resources/Icons/HRpQCT.png").is_file()
 
 
+def _repo_file(url: str, homepage: str) -> Path:
+    """The file of this repository a raw.githubusercontent.com URL of the homepage's repo names."""
+    owner_repo = homepage.removeprefix("https://github.com/")
+    prefix = f"https://raw.githubusercontent.com/{owner_repo}/main/"
+    assert url.startswith(prefix), url
+    return ROOT / url.removeprefix(prefix)
+
+
+def test_icon_and_screenshot_urls_name_committed_pngs(manifest):
+    # the ExtensionsIndex checker and the Extensions Manager need them (there were none)
+    from PIL import Image
+
+    ext = dict(line.split(" ", 1)[1].split("=", 1)
+               for line in manifest if line.startswith("extension "))
+    shots = ext["SCREENSHOTURLS"].split()
+    assert len(shots) >= 3
+    tracked = set(subprocess.run(["git", "-C", str(ROOT), "ls-files"], capture_output=True,
+                                 text=True, check=True).stdout.split())
+    for url in [ext["ICONURL"], *shots]:
+        path = _repo_file(url, ext["HOMEPAGE"])
+        assert str(path.relative_to(ROOT)) in tracked, url
+        with Image.open(path) as im:
+            assert im.format == "PNG" and min(im.size) >= 100, url
+
+
 def test_extension_ships_its_own_apache_licence(manifest):
     # without EXTENSION_LICENSE_FILE the package carried Slicer's licence, and the
     # ExtensionsIndex checker wants a LICENSE file at the repository root
