@@ -81,7 +81,7 @@ def no_work(monkeypatch):
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_existing_file_as_out(name, inputs, tmp_path, capsys, no_work):
     f = tmp_path / "a-file"
-    f.write_text("keep me")
+    f.write_text("keep me", encoding="utf-8")
     out = f if name != "radiomics" else f / "x"  # radiomics: --out f/x/f.parquet
     assert cli(*_args(name, inputs, out)) == 2
     line = _one_line(capsys)
@@ -89,7 +89,7 @@ def test_existing_file_as_out(name, inputs, tmp_path, capsys, no_work):
         assert f"{f / 'x'}: cannot create the folder: {f} is a file" in line
     else:
         assert f"error: {f}: --out must be a folder, but it is an existing file" in line
-    assert f.read_text() == "keep me"
+    assert f.read_text(encoding="utf-8") == "keep me"
 
 
 def test_radiomics_out_is_an_existing_folder(inputs, tmp_path, capsys, no_work):
