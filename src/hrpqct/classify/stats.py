@@ -561,9 +561,17 @@ def hosmer_lemeshow(y_true, p_positive, groups: int | None = None) -> HosmerLeme
         raise InputError(f"Hosmer-Lemeshow needs at least 3 groups, got {g}")
     cuts = np.unique(np.quantile(p, np.arange(1, g) / g))
     grp = np.searchsorted(cuts, p, side="left")
-    df = pd.DataFrame({"g": grp, "y": y, "p": p})
-    t = df.groupby("g").agg(n=("y", "size"), observed=("y", "sum"), expected=("p", "sum"),
-                            p_low=("p", "min"), p_high=("p", "max")).reset_index(drop=True)
+    k = cuts.size + 1
+    n_g = np.bincount(grp, minlength=k)
+    keep = n_g > 0
+    low = np.full(k, np.inf)
+    high = np.full(k, -np.inf)
+    np.minimum.at(low, grp, p)
+    np.maximum.at(high, grp, p)
+    t = pd.DataFrame({"n": n_g, "observed": np.bincount(grp, weights=y, minlength=k),
+                      "expected": np.bincount(grp, weights=p, minlength=k),
+                      "p_low": low, "p_high": high})[keep].reset_index(drop=True)
+    t["observed"] = t["observed"].astype(int)
     t.insert(0, "group", np.arange(1, len(t) + 1))
     t["mean_predicted"] = t["expected"] / t["n"]
     var = t["expected"] * (1.0 - t["mean_predicted"])
