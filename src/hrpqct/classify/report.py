@@ -134,12 +134,22 @@ def _comparison_pairs(study) -> list[tuple[str, str]]:
     return [(m.name, base.name) for m in pm if base is not None and m is not base]
 
 
+def _check_comparisons(study) -> None:
+    names = {m.name for m in study.models} | ({study.oracle.name} if study.oracle else set())
+    for a, b in study.comparisons:
+        for n in (a, b):
+            if n not in names:
+                raise InputError(f"study {study.title!r}: comparison ({a!r}, {b!r}) names "
+                                 f"{n!r}, which is not a model of the study")
+
+
 def study_tables(study: StudyResult, bootstrap: int = 0, seed: int | None = None,
                  progress: ProgressCallback | None = None) -> dict[str, pd.DataFrame]:
     """Numeric tables of the report: ``"II"`` (image-level), ``"III"`` (their patient view),
     ``"IV"`` (logistic regression), ``"V"`` (patient-level), ``"V_delong"`` (paired DeLong
     tests), ``"multiclass"`` (per-class metrics of three-class models)."""
     seed = study.seed if seed is None else seed
+    _check_comparisons(study)
     img, pat, multi = _image_models(study), _patient_models(study), _multiclass_models(study)
     total = 2 * len(img) + len(pat) + len(multi) + 1
     done = 0
@@ -176,9 +186,6 @@ def study_tables(study: StudyResult, bootstrap: int = 0, seed: int | None = None
     if study.oracle is not None:
         by_name.setdefault(study.oracle.name, study.oracle)
     for a, b in _comparison_pairs(study):
-        if a not in by_name or b not in by_name:
-            raise InputError(f"study {study.title!r}: comparison ({a!r}, {b!r}) names a model "
-                             f"that is not in the study")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             comps.append(S.compare_models(by_name[a], by_name[b]))
@@ -300,6 +307,7 @@ def write_study_report(study: StudyResult, path: str | os.PathLike, *, bootstrap
     if not study.models:
         raise InputError(f"study {study.title!r} has no models to report")
     seed = study.seed if seed is None else seed
+    _check_comparisons(study)
     tables = study_tables(study, bootstrap=bootstrap, seed=seed)
     _progress(progress, 1, 4)
     img, pat, multi = _image_models(study), _patient_models(study), _multiclass_models(study)
