@@ -43,7 +43,8 @@ td.text, th.text { text-align: left; white-space: normal; }
 td.group { font-weight: bold; background: #fafbfc; text-align: left; }
 td.best { font-weight: bold; }
 td .ci { font-size: 10.5px; color: var(--muted); font-weight: normal; }
-td.text { min-width: 9em; }
+td.text { min-width: 4em; }
+td.text.wide, th.text.wide { min-width: 16em; }
 .tablenote { color: var(--muted); font-size: 12px; margin: 0 0 14px; max-width: 1000px; }
 figure { margin: 10px 0 18px; display: inline-block; vertical-align: top; }
 figure img, figure svg { max-width: 100%; height: auto; border: 1px solid var(--line); }
@@ -133,6 +134,7 @@ class HtmlDocument:
         """
         cols = list(df.columns)
         left = set(text_columns) | ({group_column} if group_column else set())
+        wide = {c for c in left if df[c].astype(str).str.len().max() > 28} if len(df) else set()
         head = "".join(f'<th class="{"text" if c in left else ""}">{esc(c)}</th>' for c in cols)
         body = []
         prev = object()
@@ -144,6 +146,8 @@ class HtmlDocument:
                 classes = []
                 if c in left:
                     classes.append("text")
+                if c in wide:
+                    classes.append("wide")
                 if c == group_column:
                     if v == prev:
                         v = ""

@@ -381,7 +381,7 @@ def write_study_report(study: StudyResult, path: str | os.PathLike, *, bootstrap
         doc.table(f2, caption="Classification performance per region and classifier on the "
                   "held-out test images", note=ci_note + " CV AUROC: grouped 5-fold "
                   "cross-validation on the training patients (mean ± SD).",
-                  bold=b2, group_column="Region")
+                  bold=b2, group_column="Region", text_columns=["Model"])
     # --- Table III
     t3 = tables["III"]
     if len(t3):
@@ -389,7 +389,7 @@ def write_study_report(study: StudyResult, path: str | os.PathLike, *, bootstrap
         f3, b3 = _performance_table(t3, "Region", pct=True)
         doc.table(f3, caption="Image-level predictions averaged per patient (mean probability), "
                   "at the image-level model's threshold", note=ci_note, bold=b3,
-                  group_column="Region")
+                  group_column="Region", text_columns=["Model"])
     # --- Table IV
     t4 = tables["IV"]
     if len(t4):
