@@ -130,7 +130,8 @@ def _comparison_pairs(study) -> list[tuple[str, str]]:
     if study.comparisons:
         return list(study.comparisons)
     pm = _patient_models(study)
-    base = next((m for m in pm if "non-radiomics" in m.feature_group.lower()), pm[0] if pm else None)
+    base = next((m for m in pm if "non-radiomics" in m.feature_group.lower()),
+                pm[0] if pm else None)
     return [(m.name, base.name) for m in pm if base is not None and m is not base]
 
 

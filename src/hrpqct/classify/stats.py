@@ -394,17 +394,16 @@ def binary_metrics(y_true, p_positive, threshold: float | None = None, ids=None,
                "specificity": (tn, tn + fp), "ppv": (tp, tp + fp), "npv": (tn, tn + fn)}
     grouped_eff = STATISTICS.bootstrap_grouped if grouped is None else grouped
     rows = []
-    boot = None
     n_boot = bootstrap if bootstrap else CLASSIFICATION.n_bootstrap
-    if True:  # F1 always needs the bootstrap; one pass serves every metric when asked for
-        reps = {k: [] for k in _BINARY_METRICS}
-        for w in bootstrap_weights(y, ids, n_boot, seed, grouped_eff):
-            c = _counts_from_weights(w.astype(float), y, pred)
-            for k, v in _proportions(*c).items():
-                reps[k].append(v)
-            if bootstrap:
-                reps["auroc"].append(weighted_auroc(w, y, s))
-        boot = {k: np.concatenate(v) if v else np.array([]) for k, v in reps.items()}
+    # F1 always needs the bootstrap; the same pass serves every metric when one is asked for
+    reps = {k: [] for k in _BINARY_METRICS}
+    for w in bootstrap_weights(y, ids, n_boot, seed, grouped_eff):
+        c = _counts_from_weights(w.astype(float), y, pred)
+        for k, v in _proportions(*c).items():
+            reps[k].append(v)
+        if bootstrap:
+            reps["auroc"].append(weighted_auroc(w, y, s))
+    boot = {k: np.concatenate(v) if v else np.array([]) for k, v in reps.items()}
     auc, a_lo, a_hi = auroc_ci(y, s, level)
     blabel = _boot_label(n_boot, grouped_eff, ids)
     for name in _BINARY_METRICS:
@@ -436,8 +435,9 @@ def multiclass_metrics(y_true, y_prob, ids=None, classes=None, level: float | No
 
     Per-class intervals: DeLong (AUROC) and Wilson (proportions); F1 and the macro averages
     (mean of the classes) by the patient-grouped bootstrap (``CLASSIFICATION.n_bootstrap``
-    resamples, or ``bootstrap`` when given, which then also serves every other interval). Same columns as
-    :func:`binary_metrics`, ``class`` = the class name or ``"macro"`` / ``"all"``.
+    resamples, or ``bootstrap`` when given, which then also serves every other interval).
+    Same columns as :func:`binary_metrics`, ``class`` = the class name or ``"macro"`` /
+    ``"all"``.
     """
     level = _level(level)
     prob = np.asarray(y_prob, dtype=float)
