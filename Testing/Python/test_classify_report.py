@@ -181,20 +181,23 @@ def test_report_of_partial_studies(tmp_path):
     def h2(html):
         return " | ".join(re.findall(r"<h2 [^>]*>([^<]*)</h2>", html))
 
-    html = write_study_report(img, tmp_path / "a.html", roc_band_resamples=20).read_text()
+    html = write_study_report(img, tmp_path / "a.html", roc_band_resamples=20).read_text(
+        encoding="utf-8")
     assert "Table II." in h2(html) and "Table V." not in h2(html)
     assert "Decision curves" not in h2(html)
     pat = [dataclasses.replace(m, train_y_true=None, train_y_prob=None, threshold=None,
                                selection=SelectionTrace(), logistic_table=None)
            for m in base.models if m.level == "patient"]
     html = write_study_report(dataclasses.replace(base, models=pat, comparisons=[]),
-                              tmp_path / "b.html", roc_band_resamples=20).read_text()
+                              tmp_path / "b.html", roc_band_resamples=20).read_text(
+                                  encoding="utf-8")
     assert "Table V." in h2(html) and "Table II." not in h2(html) and "Table IV." not in h2(html)
     assert "(test)" in html  # HL falls back to the test set and says so
     assert "Paired DeLong tests" in html  # default comparisons: each vs non-radiomics
     three = dataclasses.replace(base, models=[m for m in base.models if not m.binary],
                                 comparisons=[], oracle=None)
-    html = write_study_report(three, tmp_path / "c.html", roc_band_resamples=20).read_text()
+    html = write_study_report(three, tmp_path / "c.html", roc_band_resamples=20).read_text(
+        encoding="utf-8")
     assert "Three-class models" in h2(html) and "osteopenia" in html
     assert "Table II." not in h2(html) and "Table V." not in h2(html)
     with pytest.raises(InputError, match="no models"):
