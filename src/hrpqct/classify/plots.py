@@ -27,7 +27,7 @@ __all__ = [
     "confusion_figure", "correlation_heatmap", "selection_figure", "feature_kind",
 ]
 
-_DPI = 110
+_DPI = 100
 
 
 def to_png(fig: Figure, dpi: int = _DPI) -> bytes:

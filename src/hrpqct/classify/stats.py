@@ -394,17 +394,16 @@ def binary_metrics(y_true, p_positive, threshold: float | None = None, ids=None,
                "specificity": (tn, tn + fp), "ppv": (tp, tp + fp), "npv": (tn, tn + fn)}
     grouped_eff = STATISTICS.bootstrap_grouped if grouped is None else grouped
     rows = []
-    boot = None
     n_boot = bootstrap if bootstrap else CLASSIFICATION.n_bootstrap
-    if True:  # F1 always needs the bootstrap; one pass serves every metric when asked for
-        reps = {k: [] for k in _BINARY_METRICS}
-        for w in bootstrap_weights(y, ids, n_boot, seed, grouped_eff):
-            c = _counts_from_weights(w.astype(float), y, pred)
-            for k, v in _proportions(*c).items():
-                reps[k].append(v)
-            if bootstrap:
-                reps["auroc"].append(weighted_auroc(w, y, s))
-        boot = {k: np.concatenate(v) if v else np.array([]) for k, v in reps.items()}
+    # F1 always needs the bootstrap; the same pass serves every metric when one is asked for
+    reps = {k: [] for k in _BINARY_METRICS}
+    for w in bootstrap_weights(y, ids, n_boot, seed, grouped_eff):
+        c = _counts_from_weights(w.astype(float), y, pred)
+        for k, v in _proportions(*c).items():
+            reps[k].append(v)
+        if bootstrap:
+            reps["auroc"].append(weighted_auroc(w, y, s))
+    boot = {k: np.concatenate(v) if v else np.array([]) for k, v in reps.items()}
     auc, a_lo, a_hi = auroc_ci(y, s, level)
     blabel = _boot_label(n_boot, grouped_eff, ids)
     for name in _BINARY_METRICS:
@@ -436,8 +435,9 @@ def multiclass_metrics(y_true, y_prob, ids=None, classes=None, level: float | No
 
     Per-class intervals: DeLong (AUROC) and Wilson (proportions); F1 and the macro averages
     (mean of the classes) by the patient-grouped bootstrap (``CLASSIFICATION.n_bootstrap``
-    resamples, or ``bootstrap`` when given, which then also serves every other interval). Same columns as
-    :func:`binary_metrics`, ``class`` = the class name or ``"macro"`` / ``"all"``.
+    resamples, or ``bootstrap`` when given, which then also serves every other interval).
+    Same columns as :func:`binary_metrics`, ``class`` = the class name or ``"macro"`` /
+    ``"all"``.
     """
     level = _level(level)
     prob = np.asarray(y_prob, dtype=float)
@@ -561,9 +561,17 @@ def hosmer_lemeshow(y_true, p_positive, groups: int | None = None) -> HosmerLeme
         raise InputError(f"Hosmer-Lemeshow needs at least 3 groups, got {g}")
     cuts = np.unique(np.quantile(p, np.arange(1, g) / g))
     grp = np.searchsorted(cuts, p, side="left")
-    df = pd.DataFrame({"g": grp, "y": y, "p": p})
-    t = df.groupby("g").agg(n=("y", "size"), observed=("y", "sum"), expected=("p", "sum"),
-                            p_low=("p", "min"), p_high=("p", "max")).reset_index(drop=True)
+    k = cuts.size + 1
+    n_g = np.bincount(grp, minlength=k)
+    keep = n_g > 0
+    low = np.full(k, np.inf)
+    high = np.full(k, -np.inf)
+    np.minimum.at(low, grp, p)
+    np.maximum.at(high, grp, p)
+    t = pd.DataFrame({"n": n_g, "observed": np.bincount(grp, weights=y, minlength=k),
+                      "expected": np.bincount(grp, weights=p, minlength=k),
+                      "p_low": low, "p_high": high})[keep].reset_index(drop=True)
+    t["observed"] = t["observed"].astype(int)
     t.insert(0, "group", np.arange(1, len(t) + 1))
     t["mean_predicted"] = t["expected"] / t["n"]
     var = t["expected"] * (1.0 - t["mean_predicted"])
