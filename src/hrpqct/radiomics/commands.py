@@ -100,10 +100,15 @@ def cohort(
 
     man = read_manifest(manifest)
     prepare_folder(out)
+
+    def redoing(scan_id: str, why: str) -> None:
+        typer.echo(f"redoing {scan_id}: {why}", err=True)
+
     with cli_progress("cohort", total=len(man), enabled=not quiet) as cb:
         res = run_cohort(man, out, preset=preset, regions=regions, workers=workers,
-                         scheduler=scheduler, stats=_stats(stats), progress=cb)
-    typer.echo(f"{res.computed} computed, {res.skipped} already present, {res.failed} failed "
-               f"-> {out} (patients.parquet, errors.csv)")
+                         scheduler=scheduler, stats=_stats(stats), progress=cb, on_stale=redoing)
+    again = f" ({len(res.redone)} of them redone: stale or unreadable)" if res.redone else ""
+    typer.echo(f"{res.computed} computed{again}, {res.skipped} already present, {res.failed} "
+               f"failed -> {out} (patients.parquet, errors.csv)")
     if res.failed:
         raise typer.Exit(code=1)
