@@ -138,14 +138,16 @@ def test_refine_full_disk_at_write_time(inputs, tmp_path, capsys, monkeypatch):
 
 
 def test_cohort_full_disk_at_write_time_stops_with_one_line(inputs, tmp_path, capsys, monkeypatch):
-    real = pd.DataFrame.to_parquet
+    import pyarrow.parquet as pq
 
-    def full(self, path, *a, **k):
+    real = pq.write_table
+
+    def full(table, path, *a, **k):
         if "scans" in str(path):
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, path, *a, **k)
+        return real(table, path, *a, **k)
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    monkeypatch.setattr(pq, "write_table", full)
     out = tmp_path / "c"
     assert cli("cohort", inputs["manifest"], "--out", str(out), "-q", "-j", "1",
                "-r", "TC") == 2
