@@ -51,12 +51,20 @@ def radiomics(
     prepare_file(out, suffixes=(".parquet", ".csv"))
     refuse_inputs([out, out.with_name(f"{out.stem}.patient{out.suffix}")], [scan, seg],
                   hint="choose another --out file")
+    from ..checks import input_warnings_path, radiomics_input_checks, settle, write_warnings
+
     image, labels = read_pair(scan, seg, unit="HU")
+    # garbage in (blank or 8-bit scan, empty mask, no voxel in any region) stops here;
+    # doubtful input gives warnings, printed and written next to the table
+    warnings = settle(radiomics_input_checks(image, labels, names, scan, seg))
+    for w in warnings:
+        typer.secho(f"warning: {w}", fg="yellow", err=True)
     zs = _parse_slices(slices, image.shape[0])
     n = 1 if p.ndim == 3 else len(zs if zs is not None else range(image.shape[0]))
     with cli_progress(f"radiomics {scan.name}", total=n, enabled=not quiet) as cb:
         out, ppath = write_scan_features(image, labels, out, scan_id=scan.name, preset=p,
                                          regions=names, slices=zs, stats=_stats(stats), progress=cb)
+    write_warnings(input_warnings_path(out), warnings)
     if not quiet:
         table = pd.read_parquet(out) if out.suffix.lower() == ".parquet" else pd.read_csv(out)
         ok = int(table["reason"].isna().sum())
