@@ -137,7 +137,7 @@ def _children(pid: int) -> list[int]:
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                stat = (d / "stat").read_text()
+                stat = (d / "stat").read_text(encoding="utf-8")
             except OSError:
                 continue
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
@@ -151,7 +151,7 @@ def _alive(pid: int) -> bool:
 
         return pid_alive(pid)
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
     return state != "Z"
@@ -210,9 +210,9 @@ def test_watchdog_alone_ends_an_orphan(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", parent], start_new_session=True)
     try:
         deadline = time.monotonic() + 60
-        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+        while not (pidfile.exists() and pidfile.read_text(encoding="utf-8")) and time.monotonic() < deadline:
             time.sleep(0.05)
-        pid = int(pidfile.read_text())
+        pid = int(pidfile.read_text(encoding="utf-8"))
         proc.kill()
         proc.wait(timeout=10)
         end = time.monotonic() + 10

@@ -114,6 +114,12 @@ def test_clean_scan_has_no_warning(phantom, tmp_path, tiny_model, capsys):
     assert _segment(scan, tmp_path / "out", tiny_model) == 0
     table = pd.read_csv(tmp_path / "out" / "leg_scan.csv")
     assert "warning" not in set(table.quantity) and "warning:" not in capsys.readouterr().out
+    # segmenting again into the same folder keeps the (perhaps hand-edited) .seg.nrrd
+    first = (tmp_path / "out" / "leg.seg.nrrd").read_bytes()
+    assert _segment(scan, tmp_path / "out", tiny_model) == 0
+    kept = list((tmp_path / "out").glob("leg.previous-*.seg.nrrd"))
+    assert len(kept) == 1 and kept[0].read_bytes() == first
+    assert f"the previous segmentation is kept as {kept[0]}" in capsys.readouterr().out
 
 
 # --- a broken model ------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def no_work(monkeypatch):
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_existing_file_as_out(name, inputs, tmp_path, capsys, no_work):
     f = tmp_path / "a-file"
-    f.write_text("keep me")
+    f.write_text("keep me", encoding="utf-8")
     out = f if name != "radiomics" else f / "x"  # radiomics: --out f/x/f.parquet
     assert cli(*_args(name, inputs, out)) == 2
     line = _one_line(capsys)
@@ -89,7 +89,7 @@ def test_existing_file_as_out(name, inputs, tmp_path, capsys, no_work):
         assert f"{f / 'x'}: cannot create the folder: {f} is a file" in line
     else:
         assert f"error: {f}: --out must be a folder, but it is an existing file" in line
-    assert f.read_text() == "keep me"
+    assert f.read_text(encoding="utf-8") == "keep me"
 
 
 def test_radiomics_out_is_an_existing_folder(inputs, tmp_path, capsys, no_work):
@@ -192,3 +192,10 @@ def test_read_only_tmpfs(name, inputs, read_only_disk, capsys, no_work):
     assert cli(*_args(name, inputs, read_only_disk)) == 2  # the folder exists, read-only
     assert f"{read_only_disk}: cannot write into the folder: read-only file system" in \
         _one_line(capsys)
+
+
+def test_radiomics_out_inside_a_file(inputs, tmp_path, capsys, no_work):
+    f = tmp_path / "a-file"
+    f.write_text("keep me", encoding="utf-8")
+    assert cli("radiomics", inputs["scan"], inputs["seg"], "--out", str(f / "t.parquet"), "-q") == 2
+    assert _one_line(capsys) == f"error: {f / 't.parquet'}: cannot write: {f} is a file, not a folder"

@@ -139,7 +139,7 @@ def test_truncated_segmentation_is_never_renamed_into_place(tmp_path, monkeypatc
     (".parquet", lambda tmp: pd.DataFrame({"a": range(1000)}).to_parquet(tmp)),
     (".png", lambda tmp: __import__("matplotlib.pyplot").pyplot.imsave(tmp, np.eye(50))),
     (".csv", lambda tmp: pd.DataFrame({"a": range(1000)}).to_csv(tmp)),
-    (".json", lambda tmp: tmp.write_text('{"a": [1, 2, 3, 4, 5, 6]}')),
+    (".json", lambda tmp: tmp.write_text('{"a": [1, 2, 3, 4, 5, 6]}', encoding="utf-8")),
 ])
 def test_truncated_tables_and_pictures_are_refused(tmp_path, suffix, write):
     import matplotlib
@@ -180,7 +180,7 @@ def test_full_disk_is_one_line_and_cleanup_error_does_not_hide_it(tmp_path, monk
     monkeypatch.setattr(Path, "unlink", unlink)
     with pytest.raises(OutputError) as info:
         with atomic_path(target) as tmp:
-            tmp.write_text("a,b\n")
+            tmp.write_text("a,b\n", encoding="utf-8")
             raise OSError(errno.ENOSPC, "No space left on device")
     assert str(info.value) == f"{target}: cannot write: the disk is full (no space left on device)"
     monkeypatch.setattr(Path, "unlink", real_unlink)
@@ -189,7 +189,7 @@ def test_full_disk_is_one_line_and_cleanup_error_does_not_hide_it(tmp_path, monk
 
 def test_prepare_folder_refuses_file_readonly_and_full(tmp_path, monkeypatch):
     f = tmp_path / "afile"
-    f.write_text("x")
+    f.write_text("x", encoding="utf-8")
     with pytest.raises(OutputError, match=rf"{f}: --out must be a folder, but it is an existing file"):
         O.prepare_folder(f)
     with pytest.raises(OutputError, match=rf"{f / 'sub'}: cannot create the folder: {f} is a file"):
@@ -313,7 +313,7 @@ def test_readonly_tmpfs_is_refused_before_the_work(tiny_disk, files, capsys):  #
         O.prepare_folder(tiny_disk)
     with pytest.raises(OutputError, match="read-only file system"):
         with atomic_path(tiny_disk / "x.csv") as tmp:
-            tmp.write_text("a\n")
+            tmp.write_text("a\n", encoding="utf-8")
     assert run(str(files["seg"]), str(files["image"]), "--out", str(tiny_disk / "o"), "-q") == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"{tiny_disk / 'o'}: cannot create the folder: read-only file system" in err

@@ -37,7 +37,7 @@ def test_preset_dict_is_accepted_and_equals_the_same_file(tmp_path):
     import yaml
 
     p = tmp_path / "small.yaml"
-    p.write_text(yaml.safe_dump(SMALL))
+    p.write_text(yaml.safe_dump(SMALL), encoding="utf-8")
     a, b = load_preset(SMALL), load_preset(p)
     assert a.name == "custom" and a.digest == b.digest and a.feature_names() == b.feature_names()
 

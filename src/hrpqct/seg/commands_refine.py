@@ -155,7 +155,8 @@ def refine_cmd(
     for w in warnings:
         _console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     if previous is not None:
-        _console.print(f"[yellow]note:[/] the previous segmentation is kept as {previous}")
+        _console.print(f"[yellow]note:[/] the previous segmentation is kept as {previous}",
+                       highlight=False, soft_wrap=True)
     for p in written:
         _console.print(f"  [green]wrote[/] {p}")
 

@@ -241,6 +241,7 @@ def segment_cmd(
     worst = ", ".join(str(int(k)) for k in r.least_confident(5))
     _console.print(f"least confident slices (review first): {worst}")
     if res.get("previous") is not None:
-        _console.print(f"[yellow]note:[/] the previous segmentation is kept as {res['previous']}")
+        _console.print(f"[yellow]note:[/] the previous segmentation is kept as {res['previous']}",
+                       highlight=False, soft_wrap=True)
     for p in res["written"]:
         _console.print(f"  [green]wrote[/] {p}")
