@@ -222,3 +222,23 @@ def test_watchdog_alone_ends_an_orphan(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_cohort_warnings_and_garbage(files, tmp_path, capsys):  # noqa: F811
+    from hrpqct.io import write_labelmap
+
+    lab = read_labelmap(files["seg"])
+    empty = write_labelmap(lab.with_array(np.zeros_like(lab.array)), tmp_path / "empty.nrrd")
+    man = tmp_path / "m.csv"
+    pd.DataFrame({"subject_id": ["P1", "P2"], "scan": [str(files["image"])] * 2,
+                  "segmentation": [str(files["seg"]), str(empty)]}).to_csv(man, index=False)
+    out = tmp_path / "o"
+    assert cli("cohort", str(man), "--out", str(out), "-q", "-j", "1", "-r", "TC,FC") == 1
+    err = " ".join(capsys.readouterr().err.split())
+    note = f"{files['seg']}: region(s) FC have no voxel; their rows are empty"
+    assert f"warning: P1: {note}" in err
+    warned = pd.read_csv(out / "warnings.csv")
+    assert note in warned.loc[warned.scan_id == "P1", "warning"].tolist()
+    errors = pd.read_csv(out / "errors.csv")
+    assert errors.set_index("scan_id").loc["P2", "message"] == \
+        f"{empty}: the segmentation is empty (no labelled voxel)"

@@ -26,6 +26,9 @@ Output folder:
 * ``errors/<scan_id>.json`` per failed scan, gathered into ``errors.csv`` (``scan_id``,
   ``subject_id``, ``scan``, ``segmentation``, ``error``, ``message``); a failure never stops the
   other scans, and failed scans are tried again on the next run.
+* ``warnings.csv`` (``scan_id``, ``warning``): the input warnings of the scans computed
+  (:mod:`hrpqct.checks`: a mask padded onto the scan, regions without voxels, non-square
+  pixels...); inputs that are wrong (a blank scan, an empty mask) fail their scan instead.
 * ``patients.parquet`` (and ``patients.csv``): one row per scan and region, features averaged
   over slices (:func:`.tables.aggregate`), with the manifest's variables.
 * ``run.json``: the preset (name and digest), regions and method parameters of the run; a later
@@ -150,15 +153,21 @@ def process_scan(job: dict) -> dict:
         inputs = _inputs_record(job)
         with blas_threads(1):
             image, labels = read_pair(job["scan"], job["segmentation"], unit="HU")
+            # garbage in fails this scan (errors.csv); doubtful input is recorded as warnings
+            from ..checks import radiomics_input_checks, settle
+
+            warnings = settle(radiomics_input_checks(image, labels, job["regions"],
+                                                     job["scan"], job["segmentation"]))
             table = extract_volume(image, labels, preset=job["preset"], regions=job["regions"],
                                    params=job["params"])
         inputs["model"] = labels.meta.get("segmentation_model")
+        inputs["warnings"] = warnings
         table.insert(0, "scan_id", scan_id)
         table.insert(0, "subject_id", job["subject_id"])
         _write_scan_table(table, out / "scans" / f"{scan_id}.parquet", inputs)
         if err_file.exists():
             err_file.unlink()
-        return {"scan_id": scan_id, "status": "ok", "rows": len(table),
+        return {"scan_id": scan_id, "status": "ok", "rows": len(table), "warnings": warnings,
                 "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
     except OutputError:  # a full disk or read-only folder stops the run: every scan would fail
         raise
@@ -496,8 +505,25 @@ def run_cohort(
         patients.to_csv(tmp, index=False)
     with atomic_path(out / "errors.csv") as tmp:
         errors.to_csv(tmp, index=False)
+    warned = _collect_warnings(out, man)
+    with atomic_path(out / "warnings.csv") as tmp:
+        warned.to_csv(tmp, index=False)
     return CohortResult(out, patients, errors, computed=state["ok"], skipped=skipped,
                         failed=state["failed"], redone=redone)
+
+
+def _collect_warnings(out: Path, manifest: pd.DataFrame) -> pd.DataFrame:
+    """``scan_id, warning``: the input warnings recorded in each scan's table."""
+    rows = []
+    for sid in manifest["scan_id"]:
+        f = out / "scans" / f"{sid}.parquet"
+        if f.exists():
+            try:
+                rec = read_inputs_record(f) or {}
+            except InputError:
+                continue
+            rows += [{"scan_id": sid, "warning": w} for w in rec.get("warnings") or []]
+    return pd.DataFrame(rows, columns=["scan_id", "warning"])
 
 
 def _remove_stale(path: Path) -> None:

@@ -112,9 +112,14 @@ def cohort(
     def redoing(scan_id: str, why: str) -> None:
         typer.echo(f"redoing {scan_id}: {why}", err=True)
 
+    def warned(rec: dict) -> None:
+        for w in rec.get("warnings") or []:
+            typer.echo(f"warning: {rec['scan_id']}: {w}", err=True)
+
     with cli_progress("cohort", total=len(man), enabled=not quiet) as cb:
         res = run_cohort(man, out, preset=preset, regions=regions, workers=workers,
-                         scheduler=scheduler, stats=_stats(stats), progress=cb, on_stale=redoing)
+                         scheduler=scheduler, stats=_stats(stats), progress=cb, on_stale=redoing,
+                         on_scan=warned)
     again = f" ({len(res.redone)} of them redone: stale or unreadable)" if res.redone else ""
     typer.echo(f"{res.computed} computed{again}, {res.skipped} already present, {res.failed} "
                f"failed -> {out} (patients.parquet, errors.csv)")
