@@ -138,14 +138,16 @@ def test_refine_full_disk_at_write_time(inputs, tmp_path, capsys, monkeypatch):
 
 
 def test_cohort_full_disk_at_write_time_stops_with_one_line(inputs, tmp_path, capsys, monkeypatch):
-    real = pd.DataFrame.to_parquet
+    import pyarrow.parquet as pq
 
-    def full(self, path, *a, **k):
+    real = pq.write_table
+
+    def full(table, path, *a, **k):
         if "scans" in str(path):
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, path, *a, **k)
+        return real(table, path, *a, **k)
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    monkeypatch.setattr(pq, "write_table", full)
     out = tmp_path / "c"
     assert cli("cohort", inputs["manifest"], "--out", str(out), "-q", "-j", "1",
                "-r", "TC") == 2
@@ -190,3 +192,10 @@ def test_read_only_tmpfs(name, inputs, read_only_disk, capsys, no_work):
     assert cli(*_args(name, inputs, read_only_disk)) == 2  # the folder exists, read-only
     assert f"{read_only_disk}: cannot write into the folder: read-only file system" in \
         _one_line(capsys)
+
+
+def test_radiomics_out_inside_a_file(inputs, tmp_path, capsys, no_work):
+    f = tmp_path / "a-file"
+    f.write_text("keep me", encoding="utf-8")
+    assert cli("radiomics", inputs["scan"], inputs["seg"], "--out", str(f / "t.parquet"), "-q") == 2
+    assert _one_line(capsys) == f"error: {f / 't.parquet'}: cannot write: {f} is a file, not a folder"

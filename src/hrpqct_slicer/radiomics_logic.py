@@ -69,6 +69,11 @@ class RadiomicsResults:
     patient: Any  # pandas DataFrame, the per-scan table as written
     slice_file: Path
     patient_file: Path
+    warnings: list = None  # input warnings of the run (hrpqct.checks), to show with the table
+
+    def __post_init__(self):
+        if self.warnings is None:
+            self.warnings = []
 
 
 def features_table_node(scene: Any, patient, name: Optional[str] = None, node: Any = None
@@ -175,7 +180,10 @@ class RadiomicsTask:
         patient = pd.read_parquet(p) if p.suffix.lower() == ".parquet" else pd.read_csv(p)
         node = features_table_node(scene, patient, node=table_node,
                                    name=name or f"{self.volume_node.GetName()} radiomics")
-        return RadiomicsResults(node, patient, self.slice_file, self.patient_file)
+        from hrpqct.checks import input_warnings_path, read_warnings
+
+        return RadiomicsResults(node, patient, self.slice_file, self.patient_file,
+                                read_warnings(input_warnings_path(self.slice_file)))
 
 
 def radiomics_of_nodes(scene: Any, logic: Any, volume_node: Any, segmentation_node: Any, *,

@@ -139,6 +139,21 @@ class SegmentationResults:
     stem: str
     files: list[Path] = field(default_factory=list)
     model: str = ""
+    #: input warnings of the run (hrpqct.checks), to show next to the results
+    warnings: list[str] = field(default_factory=list)
+
+
+def segmentation_warnings(folder: str | os.PathLike, stem: str) -> list[str]:
+    """The input warnings ``hrpqct segment`` wrote as ``warning`` rows of ``<stem>_scan.csv``."""
+    import pandas as pd
+
+    path = Path(folder) / f"{stem}_scan.csv"
+    if not path.is_file():
+        return []
+    table = pd.read_csv(path)
+    if "quantity" not in table.columns:
+        return []
+    return [str(v) for v in table.loc[table["quantity"] == "warning", "value"]]
 
 
 def load_segmentation_results(scene: Any, logic: Any, folder: str | os.PathLike, stem: str,
@@ -182,7 +197,8 @@ def load_segmentation_results(scene: Any, logic: Any, folder: str | os.PathLike,
     worst = [int(k) for k in least_confident_slices(conf["mean_max_prob"].to_numpy(),
                                                     max(0, int(review_slices)))]
     files = sorted(p for p in folder.glob(f"{stem}*") if p.is_file())
-    return SegmentationResults(seg, summary, plot, worst, folder, stem, files, model)
+    return SegmentationResults(seg, summary, plot, worst, folder, stem, files, model,
+                               segmentation_warnings(folder, stem))
 
 
 def remove_results(scene: Any, results: SegmentationResults, keep_segmentation: bool = True
@@ -313,6 +329,7 @@ class RefineResult:
     changed_class_voxels: int  # voxels that changed between bone / soft tissue / background
     kind: str  # input: "regions" (7) or "model" (5)
     output_kind: str
+    warnings: tuple[str, ...] = ()  # input warnings (hrpqct.checks)
 
 
 def refine_segmentation(scene: Any, logic: Any, seg_node: Any, volume_node: Any, *,
@@ -328,6 +345,7 @@ def refine_segmentation(scene: Any, logic: Any, seg_node: Any, volume_node: Any,
     replaced; the node, its name and display are kept). ``progress(done, total)`` per slice;
     returning ``False`` cancels (:class:`hrpqct.errors.Cancelled`, the node untouched).
     """
+    from hrpqct.checks import check_labels, check_refine_input, check_scan, settle
     from hrpqct.seg.refine import refine, to_model_classes
 
     from .segmentations import labelmap_to_segmentation, segmentation_to_labelmap
@@ -335,6 +353,9 @@ def refine_segmentation(scene: Any, logic: Any, seg_node: Any, volume_node: Any,
     table, kind = segmentation_kind(seg_node)
     labels = segmentation_to_labelmap(scene, logic, seg_node, volume_node, table=table)
     image = scan_volume(volume_node, assume_unit)
+    name = seg_node.GetName()
+    warnings = settle(check_scan(image, volume_node.GetName()) + check_labels(labels, name)
+                      + check_refine_input(labels.array, kind, name))
     out = refine(labels.array, image.array, image.spacing, only=only,
                  keep_soft_tissue_edits=keep_edits, erased_is_soft_tissue=erased_is_soft_tissue,
                  input_kind=kind, progress=progress)
@@ -347,7 +368,7 @@ def refine_segmentation(scene: Any, logic: Any, seg_node: Any, volume_node: Any,
     changed = int(np.count_nonzero(labels.array != out)) if same_table else -1
     classes = int(np.count_nonzero(to_model_classes(labels.array, kind)
                                    != to_model_classes(out, out_kind)))
-    return RefineResult(changed, classes, kind, out_kind)
+    return RefineResult(changed, classes, kind, out_kind, tuple(warnings))
 
 
 def export_for_training(scene: Any, logic: Any, seg_node: Any, volume_node: Any,

@@ -253,6 +253,8 @@ def prepare_file(path: str | os.PathLike, *, option: str = "--out", need_bytes: 
         raise OutputError(f"{path}: {option} must be a file name, but it is an existing folder")
     if suffixes is not None and full_suffix(path) not in suffixes:
         raise OutputError(f"{path}: {option} must end with {' or '.join(suffixes)}")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise OutputError(f"{path}: cannot write: {path.parent} is a file, not a folder")
     prepare_folder(path.parent, option=f"the folder of {option}", need_bytes=need_bytes)
     return path
 

@@ -112,7 +112,10 @@ def write_cohort(out: str | os.PathLike, n_subjects: int, grid: Grid, seed: int 
             done += 1
             report(progress, done, n_subjects)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as ex:
+        from ..lifeline import die_with_parent
+
+        with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as ex:
             futs = [ex.submit(_one_subject, r, grid, str(out / rel[r["subject_id"]])) for r in todo]
             for f in as_completed(futs):
                 f.result()

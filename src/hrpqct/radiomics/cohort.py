@@ -14,12 +14,21 @@ anything else     labels and clinical variables (``osteoporosis``, ``t_score``, 
 Output folder:
 
 * ``scans/<scan_id>.parquet``: the slice-level table of one scan (:mod:`.tables`) with
-  ``subject_id`` and ``scan_id`` columns. Written atomically (temporary file, then rename), so
-  a file that exists is complete; a run that is killed and started again skips the scans whose
-  file exists and redoes the others, giving the same values as an uninterrupted run.
+  ``subject_id`` and ``scan_id`` columns. Written atomically (temporary file, checked, then
+  renamed). Its Parquet metadata (key ``hrpqct.inputs``) records what it was made from: the scan
+  and segmentation (resolved path, size, modification time, SHA-256), the preset (name and
+  digest), the regions, the PyRadiomics version and the segmentation model when the file names
+  one. A run started again keeps a scan's file only if it is readable and every one of these
+  still holds; a truncated or unreadable file, one without the record, and one whose scan or
+  segmentation was replaced since (a corrected mask) are computed again, and the run says
+  which and why (:attr:`CohortResult.redone`). An interrupted run so gives the same values as
+  an uninterrupted one.
 * ``errors/<scan_id>.json`` per failed scan, gathered into ``errors.csv`` (``scan_id``,
   ``subject_id``, ``scan``, ``segmentation``, ``error``, ``message``); a failure never stops the
   other scans, and failed scans are tried again on the next run.
+* ``warnings.csv`` (``scan_id``, ``warning``): the input warnings of the scans computed
+  (:mod:`hrpqct.checks`: a mask padded onto the scan, regions without voxels, non-square
+  pixels...); inputs that are wrong (a blank scan, an empty mask) fail their scan instead.
 * ``patients.parquet`` (and ``patients.csv``): one row per scan and region, features averaged
   over slices (:func:`.tables.aggregate`), with the manifest's variables.
 * ``run.json``: the preset (name and digest), regions and method parameters of the run; a later
@@ -68,8 +77,13 @@ class CohortResult:
     patients: pd.DataFrame
     errors: pd.DataFrame
     computed: int  # scans computed by this run
-    skipped: int  # scans already present from an earlier run
+    skipped: int  # scans already present from an earlier run (and still valid)
     failed: int
+    redone: list = None  # [(scan_id, why)]: earlier results found stale or unreadable, redone
+
+    def __post_init__(self):
+        if self.redone is None:
+            self.redone = []
 
 
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
@@ -135,17 +149,25 @@ def process_scan(job: dict) -> dict:
     err_file = out / "errors" / f"{scan_id}.json"
     try:
         _single_threaded()
+        # fingerprints first: a file replaced while this scan is computed makes it stale
+        inputs = _inputs_record(job)
         with blas_threads(1):
             image, labels = read_pair(job["scan"], job["segmentation"], unit="HU")
+            # garbage in fails this scan (errors.csv); doubtful input is recorded as warnings
+            from ..checks import radiomics_input_checks, settle
+
+            warnings = settle(radiomics_input_checks(image, labels, job["regions"],
+                                                     job["scan"], job["segmentation"]))
             table = extract_volume(image, labels, preset=job["preset"], regions=job["regions"],
                                    params=job["params"])
+        inputs["model"] = labels.meta.get("segmentation_model")
+        inputs["warnings"] = warnings
         table.insert(0, "scan_id", scan_id)
         table.insert(0, "subject_id", job["subject_id"])
-        with atomic_path(out / "scans" / f"{scan_id}.parquet") as tmp:
-            table.to_parquet(tmp, index=False)
+        _write_scan_table(table, out / "scans" / f"{scan_id}.parquet", inputs)
         if err_file.exists():
             err_file.unlink()
-        return {"scan_id": scan_id, "status": "ok", "rows": len(table),
+        return {"scan_id": scan_id, "status": "ok", "rows": len(table), "warnings": warnings,
                 "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
     except OutputError:  # a full disk or read-only folder stops the run: every scan would fail
         raise
@@ -161,6 +183,73 @@ def process_scan(job: dict) -> dict:
                 "message": str(exc), "seconds": time.perf_counter() - t0}
 
 
+INPUTS_KEY = b"hrpqct.inputs"
+
+
+def _inputs_record(job: dict) -> dict:
+    from ..io.provenance import fingerprint
+
+    import radiomics
+
+    preset = job["preset"]
+    return {"scan": fingerprint(job["scan"]), "segmentation": fingerprint(job["segmentation"]),
+            "preset": preset.name, "preset_digest": preset.digest,
+            "regions": list(job["regions"]), "pyradiomics": radiomics.__version__}
+
+
+def _write_scan_table(table: pd.DataFrame, path: Path, inputs: dict) -> None:
+    """The scan's table as Parquet with ``inputs`` in its metadata (atomic, checked)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..io import atomic_path
+
+    at = pa.Table.from_pandas(table, preserve_index=False)
+    meta = dict(at.schema.metadata or {})
+    meta[INPUTS_KEY] = json.dumps(inputs).encode("utf-8")
+    at = at.replace_schema_metadata(meta)
+    with atomic_path(path, expect={"rows": len(table)}) as tmp:
+        pq.write_table(at, tmp)
+
+
+def read_inputs_record(path: str | os.PathLike) -> dict | None:
+    """The ``hrpqct.inputs`` record of a scan table, None if it has none; raises
+    :class:`InputError` if the file is not a readable Parquet file (truncated...)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        pq.read_metadata(path)
+    except Exception as exc:  # noqa: BLE001  pyarrow raises assorted types
+        raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    raw = meta.get(INPUTS_KEY)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return None
+
+
+def stale_reason(path: Path, row, preset: Preset, regions: list[str]) -> str | None:
+    """None if the scan table ``path`` can be trusted for manifest ``row``, else why not."""
+    from ..io.provenance import compare
+
+    try:
+        rec = read_inputs_record(path)
+    except InputError:
+        return "its results file is unreadable (truncated?)"
+    if rec is None:
+        return "its results file has no record of its inputs (an older version made it)"
+    if rec.get("preset_digest") != preset.digest or rec.get("regions") != list(regions):
+        return "its results were made with another preset or other regions"
+    for key in ("scan", "segmentation"):
+        why = compare(rec.get(key), row[key])
+        if why is not None:
+            return f"the {key} {why}" if not why.startswith(("made", "no ")) else f"the {key}: {why}"
+    return None
+
+
 # --- executors --------------------------------------------------------------------------------
 def _run_serial(jobs, on_done):
     for job in jobs:
@@ -173,7 +262,10 @@ def _run_processes(jobs, workers, on_done):
 
     # spawn: workers start clean (no inherited threads or locks from the caller); the calling
     # script therefore needs the usual `if __name__ == "__main__":` guard
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+    # workers die with this process, however it ends (SIGKILL, SIGTERM, SIGHUP): no orphans
+    # computing for hours under init (hrpqct.lifeline)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                               initializer=_worker_init, initargs=(os.getpid(),))
     futures = {pool.submit(process_scan, job): job for job in jobs}
     try:
         for fut in as_completed(futures):
@@ -191,6 +283,19 @@ def _run_processes(jobs, workers, on_done):
     pool.shutdown(wait=True)
 
 
+def _worker_init(parent_pid: int) -> None:
+    from ..lifeline import die_with_parent
+
+    die_with_parent(parent_pid)
+
+
+def _watch_main(main_pid: int) -> None:
+    """On a Dask worker or nanny of the embedded cluster: end when the main process ends."""
+    from ..lifeline import die_with_parent
+
+    die_with_parent(main_pid, direct=False)
+
+
 def _run_dask(jobs, workers, scheduler, on_done):
     import logging
 
@@ -201,6 +306,11 @@ def _run_dask(jobs, workers, scheduler, on_done):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
+        try:  # the embedded cluster's processes end with this one (hrpqct.lifeline)
+            client.run(_watch_main, os.getpid(), nanny=True)
+            client.run(_watch_main, os.getpid())
+        except Exception:  # noqa: BLE001  best effort: an old distributed without nanny=True
+            pass
     else:
         try:
             client = Client(scheduler, timeout="20s")
@@ -290,7 +400,11 @@ def collect(out_dir: str | os.PathLike, manifest: pd.DataFrame,
         f = out / "scans" / f"{row['scan_id']}.parquet"
         if not f.exists():
             continue
-        table = pd.read_parquet(f)
+        try:
+            table = pd.read_parquet(f)
+        except Exception as exc:  # noqa: BLE001  pyarrow raises assorted types
+            raise InputError(f"{f}: not a readable Parquet file ({str(exc).splitlines()[0]}); "
+                             "run the cohort again to recompute it") from None
         agg = aggregate(table.drop(columns=["subject_id"]), stats=stats, by=["scan_id"])
         agg.insert(0, "subject_id", row["subject_id"])
         for i, c in enumerate(extra):
@@ -321,13 +435,16 @@ def run_cohort(
     params: Radiomics = RADIOMICS,
     progress: ProgressCallback | None = None,
     on_scan: Callable[[dict], None] | None = None,
+    on_stale: Callable[[str, str], None] | None = None,
 ) -> CohortResult:
     """Radiomics of every scan of a manifest into ``out_dir`` (module docstring).
 
     ``workers``: local processes (default: all cores; 1 = in this process) or Dask workers
     of the embedded cluster. ``scheduler``: ``None`` (local processes), ``"local"`` (embedded
     LocalCluster) or a Dask scheduler address. ``progress(done, total)`` counts scans,
-    including those already present; ``on_scan`` receives each scan's status record.
+    including those already present; ``on_scan`` receives each scan's status record;
+    ``on_stale(scan_id, why)`` is called for each earlier result that is redone (stale or
+    unreadable), before the work starts.
     """
     from ..io import atomic_path
 
@@ -345,11 +462,18 @@ def run_cohort(
     if workers < 1:
         raise InputError(f"workers must be >= 1, got {workers}")
 
-    jobs, skipped = [], 0
+    jobs, skipped, redone = [], 0, []
     for _, row in man.iterrows():
-        if (out / "scans" / f"{row['scan_id']}.parquet").exists():
-            skipped += 1
-            continue
+        done_file = out / "scans" / f"{row['scan_id']}.parquet"
+        if done_file.exists():
+            why = stale_reason(done_file, row, preset, names)
+            if why is None:
+                skipped += 1
+                continue
+            redone.append((row["scan_id"], why))
+            if on_stale is not None:
+                on_stale(row["scan_id"], why)
+            _remove_stale(done_file)
         jobs.append({"scan_id": row["scan_id"], "subject_id": row["subject_id"],
                      "scan": row["scan"], "segmentation": row["segmentation"],
                      "out_dir": str(out), "preset": preset, "regions": names, "params": params})
@@ -381,8 +505,36 @@ def run_cohort(
         patients.to_csv(tmp, index=False)
     with atomic_path(out / "errors.csv") as tmp:
         errors.to_csv(tmp, index=False)
+    warned = _collect_warnings(out, man)
+    with atomic_path(out / "warnings.csv") as tmp:
+        warned.to_csv(tmp, index=False)
     return CohortResult(out, patients, errors, computed=state["ok"], skipped=skipped,
-                        failed=state["failed"])
+                        failed=state["failed"], redone=redone)
+
+
+def _collect_warnings(out: Path, manifest: pd.DataFrame) -> pd.DataFrame:
+    """``scan_id, warning``: the input warnings recorded in each scan's table."""
+    rows = []
+    for sid in manifest["scan_id"]:
+        f = out / "scans" / f"{sid}.parquet"
+        if f.exists():
+            try:
+                rec = read_inputs_record(f) or {}
+            except InputError:
+                continue
+            rows += [{"scan_id": sid, "warning": w} for w in rec.get("warnings") or []]
+    return pd.DataFrame(rows, columns=["scan_id", "warning"])
+
+
+def _remove_stale(path: Path) -> None:
+    from ..io.outputs import output_error
+
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise output_error(path, exc, "cannot remove the stale result") from None
 
 
 def _single_threaded_serial(jobs, on_done):

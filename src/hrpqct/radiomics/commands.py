@@ -51,12 +51,20 @@ def radiomics(
     prepare_file(out, suffixes=(".parquet", ".csv"))
     refuse_inputs([out, out.with_name(f"{out.stem}.patient{out.suffix}")], [scan, seg],
                   hint="choose another --out file")
+    from ..checks import input_warnings_path, radiomics_input_checks, settle, write_warnings
+
     image, labels = read_pair(scan, seg, unit="HU")
+    # garbage in (blank or 8-bit scan, empty mask, no voxel in any region) stops here;
+    # doubtful input gives warnings, printed and written next to the table
+    warnings = settle(radiomics_input_checks(image, labels, names, scan, seg))
+    for w in warnings:
+        typer.secho(f"warning: {w}", fg="yellow", err=True)
     zs = _parse_slices(slices, image.shape[0])
     n = 1 if p.ndim == 3 else len(zs if zs is not None else range(image.shape[0]))
     with cli_progress(f"radiomics {scan.name}", total=n, enabled=not quiet) as cb:
         out, ppath = write_scan_features(image, labels, out, scan_id=scan.name, preset=p,
                                          regions=names, slices=zs, stats=_stats(stats), progress=cb)
+    write_warnings(input_warnings_path(out), warnings)
     if not quiet:
         table = pd.read_parquet(out) if out.suffix.lower() == ".parquet" else pd.read_csv(out)
         ok = int(table["reason"].isna().sum())
@@ -100,10 +108,20 @@ def cohort(
 
     man = read_manifest(manifest)
     prepare_folder(out)
+
+    def redoing(scan_id: str, why: str) -> None:
+        typer.echo(f"redoing {scan_id}: {why}", err=True)
+
+    def warned(rec: dict) -> None:
+        for w in rec.get("warnings") or []:
+            typer.echo(f"warning: {rec['scan_id']}: {w}", err=True)
+
     with cli_progress("cohort", total=len(man), enabled=not quiet) as cb:
         res = run_cohort(man, out, preset=preset, regions=regions, workers=workers,
-                         scheduler=scheduler, stats=_stats(stats), progress=cb)
-    typer.echo(f"{res.computed} computed, {res.skipped} already present, {res.failed} failed "
-               f"-> {out} (patients.parquet, errors.csv)")
+                         scheduler=scheduler, stats=_stats(stats), progress=cb, on_stale=redoing,
+                         on_scan=warned)
+    again = f" ({len(res.redone)} of them redone: stale or unreadable)" if res.redone else ""
+    typer.echo(f"{res.computed} computed{again}, {res.skipped} already present, {res.failed} "
+               f"failed -> {out} (patients.parquet, errors.csv)")
     if res.failed:
         raise typer.Exit(code=1)

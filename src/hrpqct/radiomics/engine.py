@@ -252,25 +252,27 @@ class MultiRegionExtractor:
     # --- public -----------------------------------------------------------------------------
     def execute(
         self,
-        image: np.ndarray,
-        masks: Mapping[str, np.ndarray],
-        spacing: Sequence[float],
+        image,
+        masks: Mapping[str, object],
+        spacing: Sequence[float] | None = None,
+        *,
+        check_spacing: bool = True,
     ) -> dict[str, RegionResult]:
         """Features of every region of ``image``.
 
-        ``image``: 2D ``[y, x]`` or 3D ``[z, y, x]`` array (HU for the shipped presets; used as
-        given, so pass the dtype PyRadiomics should see). ``masks``: region name -> boolean
-        array of the same shape. ``spacing``: pixel size in mm, ITK order ``(x, y[, z])``.
+        ``image``: 2D ``[y, x]`` or 3D ``[z, y, x]`` numpy array (HU for the shipped presets;
+        used as given, so pass the dtype PyRadiomics should see), or a ``SimpleITK.Image`` /
+        :class:`hrpqct.volume.Volume`, whose spacing is used. ``masks``: region name -> boolean
+        mask of the same shape (numpy, or SimpleITK on the image's grid). ``spacing``: pixel
+        size in mm, ITK order ``(x, y[, z])``; required for a numpy image. Label maps with
+        several labels, probability maps, lists, missing or (z, y, x)-ordered spacing are
+        refused with a clear :class:`InputError` (:mod:`hrpqct.radiomics.inputs`).
         """
+        from .inputs import image_and_spacing, region_masks_checked
+
+        image, spacing, geometry = image_and_spacing(image, spacing, check_spacing=check_spacing)
         image = np.asarray(image)
-        if image.ndim not in (2, 3):
-            raise InputError(f"radiomics needs a 2D or 3D image, got shape {image.shape}")
-        if len(spacing) != image.ndim:
-            raise InputError(f"spacing {tuple(spacing)} does not match a {image.ndim}D image")
-        for name, m in masks.items():
-            if np.shape(m) != image.shape:
-                raise InputError(
-                    f"mask of region {name!r} has shape {np.shape(m)}, image {image.shape}")
+        masks = region_masks_checked(masks, image.shape, geometry)
         with warnings.catch_warnings(), blas_threads(self.blas):
             # skimage's LBP warns on float input; PyRadiomics passes floats by design
             warnings.simplefilter("ignore", UserWarning)
@@ -515,11 +517,13 @@ def _standin(image):
 
 
 def pyradiomics_execute(
-    image: np.ndarray,
-    masks: Mapping[str, np.ndarray],
-    spacing: Sequence[float],
+    image,
+    masks: Mapping[str, object],
+    spacing: Sequence[float] | None = None,
     preset: str | Preset = "paper",
     blas: int | None = 1,
+    *,
+    check_spacing: bool = True,
 ) -> dict[str, RegionResult]:
     """The baseline: one plain ``RadiomicsFeatureExtractor.execute`` per region.
 
@@ -528,6 +532,10 @@ def pyradiomics_execute(
     the benchmark; ``blas`` limits BLAS threads as in the engine, so that timings compare the
     work done, not thread contention.
     """
+    from .inputs import image_and_spacing, region_masks_checked
+
+    image, spacing, geometry = image_and_spacing(image, spacing, check_spacing=check_spacing)
+    masks = region_masks_checked(masks, np.shape(image), geometry)
     preset = load_preset(preset)
     ext = preset.extractor()
     ext.settings["additionalInfo"] = False

@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -107,14 +108,28 @@ def _read_params(path: Path) -> dict:
     return data
 
 
-def load_preset(preset: str | Path | Preset = RADIOMICS.preset) -> Preset:
-    """A shipped preset by name (``"paper"``, ``"3d"``) or a user's parameter file (path).
+def load_preset(preset: str | Path | Mapping | Preset = RADIOMICS.preset) -> Preset:
+    """A shipped preset by name (``"paper"``, ``"3d"``), a user's parameter file (path), or a
+    dict of PyRadiomics parameters (``setting``, ``imageType``, ``featureClass`` sections, as
+    in a parameter file; its name is ``"custom"``).
 
-    The file is validated by PyRadiomics (schema, image types, feature classes and names); any
-    rejection is raised as :class:`InputError` naming the file and PyRadiomics' message.
+    The parameters are validated by PyRadiomics (schema, image types, feature classes and
+    names); any rejection is raised as :class:`InputError` naming the file (or "preset dict")
+    and PyRadiomics' message. Anything else (a list, a number) is refused by name.
     """
     if isinstance(preset, Preset):
         return preset
+    if isinstance(preset, Mapping):
+        params = json.loads(json.dumps(dict(preset), default=str))
+        if not set(params) <= {"setting", "imageType", "featureClass", "voxelSetting"}:
+            extra = sorted(set(params) - {"setting", "imageType", "featureClass", "voxelSetting"})
+            raise InputError(f"preset dict: unknown section(s) {extra}; a PyRadiomics parameter "
+                             "dict has 'setting', 'imageType' and 'featureClass'")
+        return _from_params(params, name="custom", path=None, where="preset dict")
+    if not isinstance(preset, (str, os.PathLike)):
+        raise InputError(f"preset must be {' or '.join(repr(p) for p in PRESETS)}, a parameter file "
+                         f"path, a dict of PyRadiomics parameters or a Preset; got a "
+                         f"{type(preset).__name__}")
     if isinstance(preset, str) and preset in PRESETS:
         name, path = preset, preset_path(preset)
     else:
@@ -125,7 +140,10 @@ def load_preset(preset: str | Path | Preset = RADIOMICS.preset) -> Preset:
                 f"{path}: preset file not found (shipped presets: {', '.join(PRESETS)}; "
                 "or give a PyRadiomics parameter file)"
             )
-    params = _read_params(path)
+    return _from_params(_read_params(path), name=name, path=path, where=str(path))
+
+
+def _from_params(params: dict, name: str, path: Path | None, where: str) -> Preset:
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
     quiet_pyradiomics()
@@ -133,10 +151,10 @@ def load_preset(preset: str | Path | Preset = RADIOMICS.preset) -> Preset:
         ext = RadiomicsFeatureExtractor(json.loads(json.dumps(params)))
     except Exception as exc:  # pykwalify SchemaError, ValueError from schemaFuncs, ...
         msg = " ".join(str(exc).split())
-        raise InputError(f"{path}: PyRadiomics rejected the parameter file: {msg}") from None
+        raise InputError(f"{where}: PyRadiomics rejected the parameters: {msg}") from None
     bad = [k for k in _UNSUPPORTED if k in (params.get("voxelSetting") or {})]
     if bad:
-        raise InputError(f"{path}: voxel-based settings {bad} are not supported "
+        raise InputError(f"{where}: voxel-based settings {bad} are not supported "
                          "(the engine computes one value per region)")
     classes = dict(ext.enabledFeatures)
     for cls_name, names in classes.items():
@@ -146,9 +164,9 @@ def load_preset(preset: str | Path | Preset = RADIOMICS.preset) -> Preset:
             known = getFeatureClasses()[cls_name].getFeatureNames()
             unknown = [n for n in names if n not in known]
             if unknown:
-                raise InputError(f"{path}: feature class {cls_name} has no features {unknown}")
+                raise InputError(f"{where}: feature class {cls_name} has no features {unknown}")
     if not ext.enabledImagetypes:
-        raise InputError(f"{path}: no image types enabled")
+        raise InputError(f"{where}: no image types enabled")
     return Preset(
         name=name,
         source=path,

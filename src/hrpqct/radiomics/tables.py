@@ -94,9 +94,9 @@ def _measures(values: np.ndarray, n: int, pixel_mm2: float, thickness_mm: float 
 
 
 def extract_scan(
-    image: np.ndarray,
-    labels: np.ndarray,
-    spacing: Sequence[float],
+    image,
+    labels,
+    spacing: Sequence[float] | None = None,
     *,
     preset: str | Preset = RADIOMICS.preset,
     regions: str | Iterable[str] | None = None,
@@ -104,6 +104,7 @@ def extract_scan(
     slices: Iterable[int] | None = None,
     params: Radiomics = RADIOMICS,
     progress: ProgressCallback | None = None,
+    check_spacing: bool = True,
 ) -> pd.DataFrame:
     """Radiomics and plain measures of one scan: the slice-level table (module docstring).
 
@@ -112,9 +113,19 @@ def extract_scan(
     for a 2D slice). A 2D preset (``paper``) runs slice by slice (``slices`` picks some); a 3D
     preset (``3d``) runs once on the whole scan and gives rows with ``slice = -1``.
     ``progress`` is called after every slice with ``(done, total)``.
+
+    ``image`` and ``labels`` may also be ``SimpleITK.Image`` s (or Volumes) on one grid; the
+    image's spacing is then used. Spacing that looks like ``(z, y, x)`` order is refused
+    (:mod:`hrpqct.radiomics.inputs`; ``check_spacing=False`` to pass a truly non-square scan).
     """
+    from .inputs import image_and_spacing, label_array
+
+    if (isinstance(image, np.ndarray) and image.ndim == 2 and spacing is not None
+            and len(spacing) == 3):
+        spacing = tuple(spacing)[:2]  # a slice of a scan: its (x, y); z is not used
+    image, spacing, geometry = image_and_spacing(image, spacing, check_spacing=check_spacing)
     image = np.asarray(image)
-    labels = np.asarray(labels)
+    labels = np.asarray(label_array(labels, image.shape, geometry))
     if image.ndim == 2:
         image, labels = image[None], labels[None]
         spacing = (*tuple(spacing)[:2], 1.0)
@@ -215,6 +226,7 @@ def extract_volume(
         raise InputError(
             f"{image.source or 'image'} and {labels.source or 'label map'} do not share a grid")
     kwargs.setdefault("calibration", image.calibration)
+    kwargs.setdefault("check_spacing", False)  # read from files: the order is known
     return extract_scan(image.array, labels.array, image.spacing, **kwargs)
 
 

@@ -99,10 +99,17 @@ def refine_cmd(
     table, kind = segmentation_table(seg)
     if input_kind != "auto":
         kind = input_kind
+    from ..checks import check_labels, check_refine_input, check_scan, settle
+
     img, lab = read_pair(image, seg, unit="HU", table=table)
+    # garbage in: a blank or 8-bit scan, an empty segmentation, a deleted bone segment (refine
+    # would relabel the bone as soft tissue) stop here; doubtful input gives warnings
+    warnings = settle(check_scan(img, image) + check_labels(lab, seg))
     try:
         if kind == "auto":
             kind = detect_kind(lab.array)
+        segments = lab.meta.get("segments") if lab.meta.get("format") == "seg.nrrd" else None
+        warnings += settle(check_refine_input(lab.array, kind, seg, segments))
         with cli_progress("Refining slices", lab.shape[0], enabled=not quiet) as cb:
             out_arr = refine(lab.array, img.array, img.spacing, only=only,
                              keep_soft_tissue_edits=keep_edits,
@@ -122,6 +129,7 @@ def refine_cmd(
     summary = None
     if seven:
         summary = summarize(out_arr, img.array, img.spacing, calibration=img.calibration)
+        summary.warnings = list(warnings)
         written += write_summary(summary, out, stem)
 
     in_model = to_model_classes(lab.array, kind)
@@ -144,8 +152,11 @@ def refine_cmd(
     if summary is not None and "fat_fraction" in summary.scan:
         _console.print(f"fat fraction AT/(MT+AT) {summary.scan['fat_fraction']:.3f}; "
                        f"muscle density {summary.scan['muscle_density_hu']:.1f} HU")
+    for w in warnings:
+        _console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     if previous is not None:
-        _console.print(f"[yellow]note:[/] the previous segmentation is kept as {previous}")
+        _console.print(f"[yellow]note:[/] the previous segmentation is kept as {previous}",
+                       highlight=False, soft_wrap=True)
     for p in written:
         _console.print(f"  [green]wrote[/] {p}")
 

@@ -65,13 +65,23 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     model_dir = resolve_model(model)  # a missing model fails first, before anything is created
     prepare_folder(out, need_bytes=_needed_bytes(scan))
     refuse_inputs(output_paths(out, stem), [scan])
+    from ..checks import check_model_output, check_model_weights, check_scan, settle
+
     loaded = load_model(model_dir)  # fails early, before reading a large scan
+    settle(check_model_weights(loaded.model, loaded.folder or loaded.card.name), model=True)
     with stage("read", "Reading", None) as cb:
         image = read_scan(scan, unit="HU", progress=cb)
+    # garbage in (blank, 8-bit, a mask as the scan, tiny field of view...) stops here, before
+    # the inference; doubtful input (non-square pixels, thick slices) is carried as warnings
+    warnings = settle(check_scan(image, scan))
     with stage("segment", f"Segmenting ({device})", image.shape[0]) as cb:
         result = segment_volume(image, loaded, device=device, batch_size=batch_size, progress=cb,
                                 fast_cpu=fast_cpu, upsample=upsample, cpu_backend=cpu_backend,
                                 quantize=int8)
+    settle(check_model_output(result.confidence, loaded.folder or loaded.card.name), model=True)
+    if result.limb_truncated:
+        warnings.append(f"{scan}: the limb is wider than the model's crop; its edges are "
+                        "labelled background")
     # both steps work in place on the network's labels: one label volume in memory, not three
     # (a 168 x 2304 x 2304 scan: 0.9 GB each); result.labels then holds the seven regions
     labels7 = result.labels.array
@@ -83,6 +93,7 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
                             segmentation_model=loaded.card.name)
     vol7.calibration = None
     summary = summarize(labels7, image.array, image.spacing, calibration=image.calibration)
+    summary.warnings = list(warnings)
 
     out.mkdir(parents=True, exist_ok=True)
     if progress_json is not None:
@@ -101,7 +112,7 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     written += write_summary(summary, out, stem)
     written += pictures
     return {"result": result, "labels7": vol7, "summary": summary, "written": written,
-            "model": loaded, "previous": previous}
+            "model": loaded, "previous": previous, "warnings": warnings}
 
 
 def output_paths(out: Path, stem: str) -> list[Path]:
@@ -216,9 +227,8 @@ def segment_cmd(
                    f"({r.slices_per_second:.2f} slices/s)")
     if r.fallback:
         _console.print(f"[yellow]note:[/] {r.fallback}")
-    if r.limb_truncated:
-        _console.print("[yellow]note:[/] the limb is wider than the model's crop; its edges are "
-                       "labelled background")
+    for w in res["warnings"]:
+        _console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     t = Table(title="Regions")
     for col in ("region", "volume mm3", "mean HU"):
         t.add_column(col, justify="left" if col == "region" else "right")
@@ -231,6 +241,7 @@ def segment_cmd(
     worst = ", ".join(str(int(k)) for k in r.least_confident(5))
     _console.print(f"least confident slices (review first): {worst}")
     if res.get("previous") is not None:
-        _console.print(f"[yellow]note:[/] the previous segmentation is kept as {res['previous']}")
+        _console.print(f"[yellow]note:[/] the previous segmentation is kept as {res['previous']}",
+                       highlight=False, soft_wrap=True)
     for p in res["written"]:
         _console.print(f"  [green]wrote[/] {p}")

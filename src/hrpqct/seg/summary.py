@@ -43,6 +43,8 @@ class Summary:
     regions: pd.DataFrame
     slices: pd.DataFrame
     scan: dict[str, float] = field(default_factory=dict)
+    #: input warnings (:mod:`hrpqct.checks`), written as ``warning`` rows of ``<stem>_scan.csv``
+    warnings: list[str] = field(default_factory=list)
 
 
 def _spacing3(spacing) -> tuple[float, float, float]:
@@ -162,7 +164,9 @@ def write_summary(summary: Summary, folder: str | os.PathLike, stem: str) -> lis
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: output folder does not exist")
-    scan_df = pd.DataFrame({"quantity": list(summary.scan), "value": list(summary.scan.values())})
+    warnings = list(getattr(summary, "warnings", []) or [])
+    scan_df = pd.DataFrame({"quantity": list(summary.scan) + ["warning"] * len(warnings),
+                            "value": list(summary.scan.values()) + warnings})
     written = []
     for name, df in (("regions", summary.regions), ("slices", summary.slices), ("scan", scan_df)):
         target = folder / f"{stem}_{name}.csv"
