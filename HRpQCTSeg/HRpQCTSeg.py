@@ -149,7 +149,9 @@ class HRpQCTSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.batchSizeSpinBox = qt.QSpinBox()
         self.batchSizeSpinBox.minimum = 0
         self.batchSizeSpinBox.maximum = 64
-        self.batchSizeSpinBox.specialValueText = "automatic"
+        # (no specialValueText "automatic": no Slicer code uses that QSpinBox property, so it is
+        # not checked against Slicer's sources; the tool tip says it)
+        self.batchSizeSpinBox.setToolTip("Slices per batch; 0: automatic (from the free memory).")
         form.addRow("Slices per batch:", self.batchSizeSpinBox)
 
         self.outputSegmentationSelector = slicer.qMRMLNodeComboBox()
