@@ -365,8 +365,10 @@ class HRpQCTRadiomicsLogic(ModuleLogicMixin, ScriptedLoadableModuleLogic):
 #
 class HRpQCTRadiomicsTest(ScriptedLoadableModuleTest):
     """Slicer's self-test ("Reload and Test", the SelfTests module, the ExtensionsIndex CI):
-    PyRadiomics features of one region and slice of a small synthetic scan, from its exact seven-region segmentation, through the background worker. The same function (:func:`hrpqct_slicer.selftest.run_selftest`) runs in the
-    project's test suite on slicer-core."""
+    PyRadiomics features of one region and slice of a small synthetic scan, from its exact
+    seven-region segmentation, through the background worker. The same function
+    (:func:`hrpqct_slicer.selftest.run_selftest`) runs in the project's test suite on slicer-
+    core."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()

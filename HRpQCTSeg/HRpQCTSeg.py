@@ -522,9 +522,12 @@ class HRpQCTSegLogic(ModuleLogicMixin, ScriptedLoadableModuleLogic):
 # HRpQCTSegTest
 #
 class HRpQCTSegTest(ScriptedLoadableModuleTest):
-    """Slicer's self-test ("Reload and Test", the SelfTests module, the ExtensionsIndex CI):
-    the whole extension's logic on a small synthetic scan: segment (bundled demo model, background process) -> correct a slice programmatically -> refine -> radiomics -> classify (when the classification logic is installed). The same function (:func:`hrpqct_slicer.selftest.run_selftest`) runs in the
-    project's test suite on slicer-core."""
+    """Slicer's self-test ("Reload and Test", the SelfTests module, the ExtensionsIndex CI): the whole
+    extension's logic on a small synthetic scan: segment (bundled demo model, background
+    process) -> correct a slice programmatically -> refine -> radiomics -> classify (when the
+    classification logic is installed). The same function
+    (:func:`hrpqct_slicer.selftest.run_selftest`) runs in the project's test suite on slicer-
+    core."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
