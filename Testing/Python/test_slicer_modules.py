@@ -326,6 +326,43 @@ def test_radiomics_logic_from_the_python_console(fake_slicer, case, tmp_path):
         logic.compute(node, five)
 
 
+# --- HRpQCTClassify panel (.ui) -----------------------------------------------------------------
+def test_classify_panel_from_its_ui_file_and_without_logic(fake_slicer, monkeypatch):
+    import importlib.machinery
+
+    from hrpqct.errors import ModelError
+
+    module = _load("HRpQCTClassify")
+    w, parent = _build_widget(module, "HRpQCTClassify")
+    ui = w.ui
+    assert ui.featuresSelector.nodeTypes == ["vtkMRMLTableNode"] and ui.featuresSelector.noneEnabled
+    assert ui.featuresSelector._scene is fake_slicer.scene  # via the .ui's connection
+    assert ui.modelFolderEdit.filters == ui.modelFolderEdit.Dirs
+    assert not ui.applyButton.enabled and "not installed yet" in ui.statusLabel.text
+    table = fake_slicer.scene.AddNewNodeByClass("vtkMRMLTableNode", "features")
+    ui.featuresSelector.setCurrentNode(table)
+    assert ui.applyButton.enabled
+    ui.applyButton.click()
+    assert ui.statusLabel.text.startswith("Cannot classify") and "not installed" in \
+        ui.statusLabel.text
+    # with a logic that refuses the model: the message in the panel, no traceback
+    fake = types.ModuleType("hrpqct_slicer.classify_logic")
+    fake.__spec__ = importlib.machinery.ModuleSpec("hrpqct_slicer.classify_logic", None)
+    calls = []
+
+    def classify(scene, features, model_folder):
+        calls.append((scene, features, model_folder))
+        raise ModelError("model 'demo': its preset 'paper' does not match the table's '3d'")
+
+    fake.classify = classify
+    monkeypatch.setitem(sys.modules, "hrpqct_slicer.classify_logic", fake)
+    ui.modelFolderEdit.currentPath = "/models/demo"
+    ui.applyButton.click()
+    assert calls == [(fake_slicer.scene, table, "/models/demo")]
+    assert ui.statusLabel.text == ("Cannot classify: model 'demo': its preset 'paper' does not "
+                                   "match the table's '3d'")
+
+
 def _tiny_volume():
     from hrpqct.volume import Volume
 
