@@ -326,6 +326,18 @@ def test_radiomics_logic_from_the_python_console(fake_slicer, case, tmp_path):
         logic.compute(node, five)
 
 
+def test_an_older_slicer_is_told_the_minimum(fake_slicer, case):
+    module = _load("HRpQCTRadiomics")
+    fake_slicer.app.majorVersion, fake_slicer.app.minorVersion = 5, 8
+    w, _ = _build_widget(module, "HRpQCTRadiomics")
+    assert w.statusLabel.text.startswith("HRpQCT needs Slicer 5.10 or newer; this is Slicer 5.8")
+    w.cleanup()
+    fake_slicer.app.majorVersion, fake_slicer.app.minorVersion = 5, 12
+    w, _ = _build_widget(module, "HRpQCTRadiomics")
+    assert not w.statusLabel.text.startswith("HRpQCT needs")
+    w.cleanup()
+
+
 # --- HRpQCTClassify panel (.ui) -----------------------------------------------------------------
 def test_classify_panel_from_its_ui_file_and_without_logic(fake_slicer, monkeypatch):
     import importlib.machinery

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-__all__ = ["ModuleLogicMixin", "ModuleWidgetMixin", "first_scan", "select_data", "current_data"]
+__all__ = ["ModuleLogicMixin", "ModuleWidgetMixin", "first_scan", "select_data", "current_data",
+           "slicer_version_problem"]
 
 TIMER_MS = 250  # how often a running task is polled
 
@@ -41,6 +42,23 @@ def select_data(combo: Any, value: Any) -> None:
 def current_data(combo: Any) -> Any:
     index = combo.currentIndex
     return combo.itemData(index) if index >= 0 else None
+
+
+def slicer_version_problem() -> str:
+    """A sentence when this Slicer is older than :data:`hrpqct_slicer.deps.MIN_SLICER` (its
+    terminology calls first appear in 5.10), else ""."""
+    import slicer
+
+    from hrpqct_slicer.deps import MIN_SLICER
+
+    try:
+        version = (int(slicer.app.majorVersion), int(slicer.app.minorVersion))
+    except (AttributeError, TypeError, ValueError):
+        return ""
+    if version >= MIN_SLICER:
+        return ""
+    return (f"HRpQCT needs Slicer {MIN_SLICER[0]}.{MIN_SLICER[1]} or newer; this is Slicer "
+            f"{version[0]}.{version[1]}. Segmentation and terminology calls will fail here.")
 
 
 class ModuleLogicMixin:
@@ -138,6 +156,9 @@ class ModuleWidgetMixin:
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.initializeParameterNode()
+        problem = slicer_version_problem()
+        if problem:
+            self.statusLabel.text = problem
 
     # --- life cycle ------------------------------------------------------------------------------
     def cleanup(self) -> None:
