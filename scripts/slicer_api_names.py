@@ -211,6 +211,8 @@ def parse_header(text: str) -> dict:
                         cls["methods"].append(mm.group(1) + mm.group(3))
                         if deprecated:
                             cls["deprecated"].append(mm.group(1) + mm.group(3))
+                        else:
+                            cls.setdefault("_current", []).append(mm.group(1) + mm.group(3))
                     for mm in _VTK_BOOL.finditer(code):
                         cls["methods"] += [mm.group(1) + "On", mm.group(1) + "Off"]
                     if section in ("public", "signals") or "Q_INVOKABLE" in code:
@@ -230,6 +232,8 @@ def parse_header(text: str) -> dict:
                                     cls["methods"].append(name)
                                 if deprecated:
                                     cls["deprecated"].append(name)
+                                else:
+                                    cls.setdefault("_current", []).append(name)
                                 break
                             buf = ""
         depth += code.count("{") - code.count("}")
@@ -238,6 +242,8 @@ def parse_header(text: str) -> dict:
         while stack and stack[-1][3] and depth < stack[-1][1]:
             stack.pop()
     for c in classes.values():
+        # a name is deprecated only when every declaration of it is (not a deprecated overload)
+        c["deprecated"] = set(c["deprecated"]) - set(c.pop("_current", ()))
         for k in ("methods", "properties", "signals", "enums", "deprecated"):
             c[k] = sorted(set(c[k]))
     return classes
