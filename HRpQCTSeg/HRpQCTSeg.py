@@ -23,8 +23,6 @@ Python console::
 
 import logging
 
-import ctk
-import qt
 
 import slicer
 from slicer.ScriptedLoadableModule import (
@@ -116,141 +114,22 @@ class HRpQCTSegWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObserv
         ScriptedLoadableModuleWidget.setup(self)
         self.logic = HRpQCTSegLogic()
 
-        # Segmentation
-        box = ctk.ctkCollapsibleButton()
-        box.text = "Segmentation"
-        self.layout.addWidget(box)
-        form = qt.QFormLayout(box)
-
-        self.inputVolumeSelector = slicer.qMRMLNodeComboBox()
-        self.inputVolumeSelector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
-        self.inputVolumeSelector.selectNodeUponCreation = True
-        self.inputVolumeSelector.addEnabled = False
-        self.inputVolumeSelector.removeEnabled = False
-        self.inputVolumeSelector.noneEnabled = False
-        self.inputVolumeSelector.showHidden = False
-        self.inputVolumeSelector.showChildNodeTypes = False
-        self.inputVolumeSelector.setMRMLScene(slicer.mrmlScene)
-        self.inputVolumeSelector.setToolTip("The HR-pQCT scan (values in HU).")
-        form.addRow("Input volume:", self.inputVolumeSelector)
-
-        self.modelComboBox = qt.QComboBox()
+        # the panel: Resources/UI/HRpQCTSeg.ui; its widgets become attributes of the widget
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/HRpQCTSeg.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        for name, child in vars(self.ui).items():
+            setattr(self, name, child)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        # what the .ui file cannot hold: the catalogue's models and the choices
         for entry in self.logic.models():
             title = entry.title + ("" if entry.installed else " (not installed)")
             self.modelComboBox.addItem(title, entry.id)
-        self.modelComboBox.setToolTip("Model from the catalogue (Resources/models/catalog.json)."
-                                      " Models are never downloaded.")
-        form.addRow("Model:", self.modelComboBox)
-
-        self.deviceComboBox = qt.QComboBox()
         for device in P.DEVICES:
             self.deviceComboBox.addItem(device, device)
-        self.deviceComboBox.setToolTip("auto: CUDA, then Apple MPS, then the CPU.")
-        form.addRow("Device:", self.deviceComboBox)
-
-        self.fastCpuCheckBox = qt.QCheckBox("Fast CPU path (same labels)")
-        form.addRow(self.fastCpuCheckBox)
-
-        self.batchSizeSpinBox = qt.QSpinBox()
-        self.batchSizeSpinBox.minimum = 0
-        self.batchSizeSpinBox.maximum = 64
-        # (no specialValueText "automatic": no Slicer code uses that QSpinBox property, so it is
-        # not checked against Slicer's sources; the tool tip says it)
-        self.batchSizeSpinBox.setToolTip("Slices per batch; 0: automatic (from the free memory).")
-        form.addRow("Slices per batch:", self.batchSizeSpinBox)
-
-        self.outputSegmentationSelector = slicer.qMRMLNodeComboBox()
-        self.outputSegmentationSelector.nodeTypes = ["vtkMRMLSegmentationNode"]
-        self.outputSegmentationSelector.selectNodeUponCreation = True
-        self.outputSegmentationSelector.addEnabled = True
-        self.outputSegmentationSelector.removeEnabled = True
-        self.outputSegmentationSelector.renameEnabled = True
-        self.outputSegmentationSelector.noneEnabled = True
-        self.outputSegmentationSelector.noneDisplay = "Create new segmentation"
-        self.outputSegmentationSelector.showHidden = False
-        self.outputSegmentationSelector.setMRMLScene(slicer.mrmlScene)
-        form.addRow("Output segmentation:", self.outputSegmentationSelector)
-
-        self.outputFolderEdit = ctk.ctkPathLineEdit()
-        self.outputFolderEdit.filters = ctk.ctkPathLineEdit.Dirs
-        self.outputFolderEdit.settingKey = "HRpQCTSeg/OutputFolder"
-        self.outputFolderEdit.setToolTip("Where the files go (.seg.nrrd, label map, confidence, "
-                                         "summary, pictures). Empty: a new temporary folder.")
-        form.addRow("Output folder:", self.outputFolderEdit)
-
-        buttons = qt.QHBoxLayout()
-        self.applyButton = qt.QPushButton("Apply")
-        self.applyButton.toolTip = "Segment the input volume in a background process."
-        self.cancelButton = qt.QPushButton("Cancel")
-        self.cancelButton.enabled = False
-        buttons.addWidget(self.applyButton)
-        buttons.addWidget(self.cancelButton)
-        form.addRow(buttons)
-
-        self.progressBar = qt.QProgressBar()
-        self.progressBar.setRange(0, 1000)
-        self.progressBar.value = 0
-        self.progressBar.visible = False
-        form.addRow(self.progressBar)
-        self.statusLabel = qt.QLabel("")
-        self.statusLabel.wordWrap = True
-        form.addRow(self.statusLabel)
-
-        # Review
-        box = ctk.ctkCollapsibleButton()
-        box.text = "Review"
-        self.layout.addWidget(box)
-        form = qt.QFormLayout(box)
-        self.reviewSlicesSpinBox = qt.QSpinBox()
-        self.reviewSlicesSpinBox.minimum = 1
-        self.reviewSlicesSpinBox.maximum = 200
-        form.addRow("Slices to list:", self.reviewSlicesSpinBox)
-        self.leastConfidentList = qt.QListWidget()
-        self.leastConfidentList.setToolTip("Least confident slices first; click one to show it.")
-        form.addRow("Least confident:", self.leastConfidentList)
-        self.editButton = qt.QPushButton("Correct in Segment Editor")
-        self.editButton.enabled = False
-        form.addRow(self.editButton)
-
-        # Refine
-        box = ctk.ctkCollapsibleButton()
-        box.text = "Refine"
-        box.collapsed = True
-        self.layout.addWidget(box)
-        form = qt.QFormLayout(box)
-        self.refineOnlyComboBox = qt.QComboBox()
         for key, title in _REFINE_CHOICES:
             self.refineOnlyComboBox.addItem(title, key)
-        form.addRow("Re-apply:", self.refineOnlyComboBox)
-        self.keepEditsCheckBox = qt.QCheckBox("Keep hand-painted myotendinous / adipose tissue")
-        form.addRow(self.keepEditsCheckBox)
-        self.refineButton = qt.QPushButton("Refine")
-        self.refineButton.toolTip = ("Re-apply the topology rules and/or the soft-tissue split "
-                                     "to the edited output segmentation.")
-        form.addRow(self.refineButton)
-
-        # Export for training
-        box = ctk.ctkCollapsibleButton()
-        box.text = "Export for training"
-        box.collapsed = True
-        self.layout.addWidget(box)
-        form = qt.QFormLayout(box)
-        self.exportFolderEdit = ctk.ctkPathLineEdit()
-        self.exportFolderEdit.filters = ctk.ctkPathLineEdit.Dirs
-        self.exportFolderEdit.settingKey = "HRpQCTSeg/ExportFolder"
-        form.addRow("Training folder:", self.exportFolderEdit)
-        self.caseIdEdit = qt.QLineEdit()
-        self.caseIdEdit.placeholderText = "e.g. case001 (exporting it again replaces it)"
-        form.addRow("Case id:", self.caseIdEdit)
-        self.subjectIdEdit = qt.QLineEdit()
-        self.subjectIdEdit.placeholderText = "patient id (default: the case id)"
-        form.addRow("Subject id:", self.subjectIdEdit)
-        self.annotatorEdit = qt.QLineEdit()
-        self.annotatorEdit.placeholderText = "your name (default: the system user)"
-        form.addRow("Annotator:", self.annotatorEdit)
-        self.exportButton = qt.QPushButton("Export for training")
-        form.addRow(self.exportButton)
-
+        self.progressBar.visible = False
         self.layout.addStretch(1)
 
         # connections: controls -> parameter node
