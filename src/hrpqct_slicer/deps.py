@@ -65,6 +65,7 @@ __all__ = [
 ]
 
 MIN_PYTHON = (3, 10)  # pyproject.toml requires-python
+MIN_SLICER = (5, 10)  # segment terminology calls; docs/slicer-extension.md
 TORCH_REQUIREMENT = "torch>=2.2"  # pyproject.toml, extra "seg"
 #: what Slicer itself bundles and extensions must not replace (docs/slicer-extension.md)
 SLICER_PACKAGES = ("numpy", "scipy", "simpleitk", "vtk")

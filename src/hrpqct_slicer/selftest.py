@@ -15,9 +15,9 @@ Steps (each asserts real values, not only that nothing raised):
 4. ``refine``: the topology rules and soft-tissue split re-applied; the erased tissue is soft
    tissue again (background enclosed by the leg is soft tissue);
 5. ``radiomics``: PyRadiomics features of one region on one slice, as a table node;
-6. ``classify``: the classification logic on those features, when
-   ``hrpqct_slicer.classify_logic`` exists (it is written elsewhere; skipped with a note
-   until then).
+6. ``classify``: ``hrpqct_slicer.classify_logic.classify(scene, features_table, None)`` (the
+   bundled demo model) on those features, when that module exists (it is written elsewhere;
+   skipped with a note until then).
 """
 
 from __future__ import annotations
@@ -134,14 +134,13 @@ def run_selftest(scene: Any, logic: Any, *, workdir: str | os.PathLike | None = 
         if importlib.util.find_spec("hrpqct_slicer.classify_logic") is None:
             out.skipped["classify"] = "hrpqct_slicer.classify_logic is not installed yet"
             say("HRpQCT self-test: classify skipped (no classification logic yet)")
+        elif "features" not in out.nodes:
+            out.skipped["classify"] = "needs the radiomics step's feature table"
         else:
             from hrpqct_slicer import classify_logic
 
-            say("HRpQCT self-test: classify")
-            run = getattr(classify_logic, "selftest", None)
-            if run is None:
-                out.skipped["classify"] = "classify_logic has no selftest(scene, result)"
-            else:
-                out.done["classify"] = str(run(scene, out))
+            say("HRpQCT self-test: classify (the bundled demo model)")
+            # the same call as HRpQCTClassify's Apply: scene, feature table, model folder
+            out.done["classify"] = str(classify_logic.classify(scene, out.nodes["features"], None))
     say("HRpQCT self-test: passed")
     return out
