@@ -45,7 +45,7 @@ import pandas as pd
 from ..errors import InputError, ModelError
 
 __all__ = ["TRUSTED_TYPES", "SavedModel", "save_model", "load_model", "predict", "Prediction",
-           "check_features", "train_model", "FORMAT"]
+           "check_features", "train_model", "bundled_classifier", "FORMAT"]
 
 FORMAT = "hrpqct-classifier"
 FORMAT_VERSION = 1
@@ -390,3 +390,24 @@ def train_model(cohort, folder: str | os.PathLike, *, main_group: tuple[str, str
     save_model(folder, main, regs, preset=preset, title=title or cfg.title, notes=notes,
                label_rule=cohort.labels.rule, training=training)
     return study, Path(folder)
+
+
+def bundled_classifier(id: str | None = None) -> dict | None:
+    """The catalogue entry (``Resources/models/catalog.json``, key ``classifiers``) of a bundled
+    classifier, with ``path`` (and ``study_path``) resolved; the default one when ``id`` is None;
+    ``None`` when it is not installed."""
+    from ..seg.model import _models_dir
+
+    d = _models_dir()
+    try:
+        cat = json.loads((d / "catalog.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    want = id or cat.get("default_classifier")
+    for e in cat.get("classifiers", []):
+        if e.get("id") == want and (d / e.get("folder", "")).is_dir():
+            out = dict(e)
+            out["path"] = d / e["folder"]
+            out["study_path"] = d / e["study"] if e.get("study") else None
+            return out
+    return None
