@@ -51,7 +51,7 @@ def test_evaluate_train_predict_report(files, capsys):
 
     assert run("predict", str(d / "model"), str(d / "scan.parquet"), "--json",
                str(d / "pred.json"), "--preset", "paper") == 0
-    pred = json.loads((d / "pred.json").read_text())
+    pred = json.loads((d / "pred.json").read_text(encoding="utf-8"))
     import pandas as pd
 
     direct = predict(m, pd.read_parquet(d / "scan.parquet"))[0]

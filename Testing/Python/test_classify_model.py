@@ -40,7 +40,7 @@ def test_folder_and_predictions(trained):
     study, folder, scans = trained
     assert sorted(p.name for p in folder.iterdir()) == ["main.skops", "metadata.json", "regions"]
     assert sorted(p.name for p in (folder / "regions").iterdir()) == ["AT.skops", "MT.skops", "TC.skops"]
-    meta = json.loads((folder / "metadata.json").read_text())
+    meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
     assert meta["preset"]["name"] == "paper" and meta["preset"]["features"] == 939
     assert meta["classes"] == ["no osteoporosis", "osteoporosis"] and meta["clinical_use"] is False
     assert len(meta["main"]["features"]) > 5 and meta["main"]["features"][0].startswith("MT_")
@@ -83,15 +83,15 @@ def _copy(folder, tmp_path):
 
 def _rewrite(meta, dst):
     meta["checksum"] = _checksum(meta)
-    (dst / "metadata.json").write_text(json.dumps(meta))
+    (dst / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
 
 
 def test_edited_metadata_refused(trained, tmp_path):
     _, folder, _ = trained
     dst = _copy(folder, tmp_path)
-    meta = json.loads((dst / "metadata.json").read_text())
+    meta = json.loads((dst / "metadata.json").read_text(encoding="utf-8"))
     meta["main"]["threshold"] = 0.01
-    (dst / "metadata.json").write_text(json.dumps(meta))
+    (dst / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
     with pytest.raises(ModelError, match="metadata was edited"):
         load_model(dst)
 
@@ -116,7 +116,7 @@ def test_file_that_would_run_code_is_refused(trained, tmp_path):
     _, folder, _ = trained
     dst = _copy(folder, tmp_path)
     (dst / "main.skops").write_bytes(sio.dumps(FunctionTransformer(func=os.system)))
-    meta = json.loads((dst / "metadata.json").read_text())
+    meta = json.loads((dst / "metadata.json").read_text(encoding="utf-8"))
     meta["main"]["sha256"] = hashlib.sha256((dst / "main.skops").read_bytes()).hexdigest()
     _rewrite(meta, dst)
     with pytest.raises(ModelError, match=r"refused, it would load untrusted type\(s\).*system"):
