@@ -8,7 +8,12 @@ needs no data files and gives the same result on every machine. Steps:
    (``segmentation/``: ``.seg.nrrd`` for Slicer, label map, per-slice confidence, region summary,
    PNG overlays);
 3. score the seven regions against the ground truth (``accuracy.md``/``.csv``);
-4. extract the paper's radiomics features per region and slice, and per scan (``radiomics/``).
+4. extract the paper's radiomics features per region and slice, and per scan (``radiomics/``);
+5. apply the bundled demo classifier (``Resources/models/demo-classifier``; trained on synthetic
+   phantoms only, **not a clinical model**) to those features: probability of osteoporosis and
+   class at its saved threshold, plus each region model's output (``classification/``), and write
+   the HTML report of the demo study the classifier was built with (when the report module is
+   installed).
 """
 
 from __future__ import annotations
@@ -122,18 +127,69 @@ def run_demo(out: Path, console: Console | None = None, radiomics: bool = True,
                 image, labels7, out / "radiomics" / "demo_features.csv", scan_id="demo", progress=cb)
         files["features"] = slices_path
         files["features_patient"] = patient_path
+        files.update(_classify(slices_path, out / "classification", console))
+    return files
+
+
+def _classify(features: Path, out: Path, console: Console) -> dict[str, Path]:
+    """Step 5: the bundled demo classifier on the demo scan's features, and the demo study report."""
+    import json
+
+    from .classify.data import read_table
+    from .classify.model import bundled_classifier, load_model, predict
+
+    files: dict[str, Path] = {}
+    entry = bundled_classifier()
+    if entry is None:
+        console.print("[yellow]5/5 classification skipped:[/] no bundled demo classifier "
+                      "(build it with scripts/build_demo_classifier.py)")
+        return files
+    model = load_model(entry["path"])
+    pred = predict(model, read_table(features, "slice-level"), preset="paper")[0]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "prediction.json").write_text(json.dumps(pred.as_dict(), indent=1), encoding="utf-8")
+    files["prediction"] = out / "prediction.json"
+    study_dir = entry.get("study_path")
+    if study_dir is not None and study_dir.is_dir():
+        try:
+            from .classify.report import write_study_report
+        except ImportError:
+            console.print("  (the study report module is not installed: no HTML report)")
+        else:
+            from .classify.study import load_study
+
+            files["study_report"] = write_study_report(load_study(study_dir),
+                                                       out / "demo_study_report.html")
+    t = Table(title="5/5 osteoporosis classification (bundled DEMO classifier)")
+    t.add_column("model")
+    t.add_column("P(osteoporosis)", justify="right")
+    t.add_column("class")
+    t.add_row("[bold]main: soft tissue (MT+AT) radiomics[/]", f"[bold]{pred.probability:.3f}[/]",
+              f"[bold]{pred.label}[/] (threshold {pred.threshold:.3f})")
+    for code, r in pred.regions.items():
+        if r["probability"] is not None:
+            t.add_row(f"region {code}, mean over {r['n_slices']} slices", f"{r['probability']:.3f}",
+                      r["class"])
+    console.print(t)
+    console.print("[yellow]The demo classifier has only seen synthetic phantoms: it is not a "
+                  "clinical model and says nothing about a real patient.[/]")
+    console.print(f"demo scan: P(osteoporosis) = {pred.probability:.3f} -> {pred.label}",
+                  highlight=False)
     return files
 
 
 @app.command("demo")
 def demo_cmd(
     out: Path = typer.Option(Path("demo-output"), "--out", "-o", help="Output folder."),
-    radiomics: bool = typer.Option(True, help="Also extract the radiomics features (about a minute)."),
+    radiomics: bool = typer.Option(True, help="Also extract the radiomics features (about a minute) "
+                                   "and classify them with the bundled demo classifier."),
     model: str = typer.Option(None, help="Model folder or catalogue id (default: the bundled demo model)."),
 ) -> None:
     """Run the pipeline on the bundled synthetic scan and write every result to OUT: the scan and its
     ground truth, the seven-region segmentation (.seg.nrrd, label map, PNG overlays, per-slice
-    confidence, region summary), its accuracy against the ground truth, and the radiomics features."""
+    confidence, region summary), its accuracy against the ground truth, the radiomics features, and
+    the bundled demo classifier's probability and class (a demo model trained on synthetic phantoms
+    only, not a clinical model) with the HTML report of its demo study."""
     console = Console()
     console.rule("[bold]HRpQCT demo")
     files = run_demo(out, console, radiomics=radiomics, model=model)

@@ -136,11 +136,15 @@ class FoldSelection:
     """Selection steps fitted once per CV fold (on the fold's training rows) and on the whole
     training set, shared by every classifier and grid point."""
 
-    def __init__(self, steps: Sequence[str], X: pd.DataFrame, y, groups, folds, level="image",
+    def __init__(self, steps, X: pd.DataFrame, y, groups, folds, level="image",
                  impute=False, seed=0, params=None, progress=None):
+        """``steps``: step names (:func:`make_selection`) or a callable returning fresh
+        ``[(name, transformer), ...]``."""
         from ..method import SELECTION
 
-        self.steps, self.level, self.impute, self.seed = tuple(steps), level, impute, seed
+        self.factory = steps if callable(steps) else None
+        self.steps = None if callable(steps) else tuple(steps)
+        self.level, self.impute, self.seed = level, impute, seed
         self.params = params or SELECTION
         self.X, self.y, self.groups, self.folds = X, np.asarray(y).astype(int), np.asarray(groups), folds
         self.fold_data = []
@@ -160,6 +164,8 @@ class FoldSelection:
         self.seconds = time.perf_counter() - t0
 
     def make(self):
+        if self.factory is not None:
+            return self.factory()
         return make_selection(self.steps, self.params, level=self.level, impute=self.impute,
                               seed=self.seed)
 

@@ -124,12 +124,16 @@ class CorrelationFilter(SelectorMixin, BaseEstimator):
         return self.support_
 
 
-def _l1_logistic(C: float, n_classes: int, seed: int, warm_start: bool = False):
-    """L1 logistic regression (saga; min-max scaled inputs converge quickly)."""
+def _l1_logistic(C: float, n_classes: int, seed: int, warm_start: bool = False,
+                 wide: bool = False):
+    """L1 logistic regression: saga with warm starts (min-max scaled inputs converge quickly);
+    liblinear's coordinate descent for binary problems with more than n/4 features, where saga
+    is slow (same optimum; liblinear also penalises the intercept, negligibly here)."""
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(l1_ratio=1.0, C=C, solver="saga", max_iter=2000, tol=1e-4,
-                              random_state=seed, warm_start=warm_start)
+    solver = "liblinear" if (wide and n_classes <= 2) else "saga"
+    return LogisticRegression(l1_ratio=1.0, C=C, solver=solver, max_iter=2000, tol=1e-4,
+                              random_state=seed, warm_start=warm_start and solver == "saga")
 
 
 def _l1_path(X, y, cs, n_classes, seed):
@@ -138,7 +142,7 @@ def _l1_path(X, y, cs, n_classes, seed):
 
     from sklearn.exceptions import ConvergenceWarning
 
-    m = _l1_logistic(cs[0], n_classes, seed, warm_start=True)
+    m = _l1_logistic(cs[0], n_classes, seed, warm_start=True, wide=X.shape[0] < 4 * X.shape[1])
     for C in cs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)

@@ -12,7 +12,7 @@ T-score and so the labels). The demo model is built from the real pipeline inste
 Generative model of feature ``j`` of region ``r`` on slice ``s`` of subject ``i``::
 
     z = a_rj * h_i + b_j * u_ij + c_j * e_ijs          (u: patient effect, e: slice noise, N(0,1))
-    value = loc_j + scale_j * g_j(z + small independent noise)
+    value = loc_j + scale_j * g_j(z + small independent noise)   (g: identity or exp(1.2 z / sd(z)))
 
 * a fraction ``informative`` of the features carries the signal, with loading
   ``signal[r]`` (soft tissue strongest, fibula weakest, as in the paper's Table II);
@@ -59,8 +59,8 @@ def _feature_params(rng, n, informative, block, skewed):
     sk = rng.uniform(size=n) < skewed
     loc = rng.normal(0, 1, n) * 10.0 ** rng.uniform(-1, 3, n)
     scale = 10.0 ** rng.uniform(-2, 3, n)
-    b = rng.uniform(0.3, 0.6, n_base)  # patient noise
-    c = rng.uniform(0.5, 1.2, n_base)  # slice noise
+    b = rng.uniform(0.4, 0.8, n_base)  # patient effect (slices of a patient look alike)
+    c = rng.uniform(0.2, 0.5, n_base)  # slice noise
     sign = np.where(rng.uniform(size=n_base) < 0.5, -1.0, 1.0)
     return inf_base, b, c, loc, scale, sk, base, sign
 
@@ -77,12 +77,13 @@ def synthetic_region_matrix(h: np.ndarray, n_slices: int, features: list[str], r
     n_base = len(inf_base)
     u = rng.standard_normal((n, n_base))
     a = np.where(inf_base, a_r, 0.0) * sign
+    sd_z = np.sqrt(a ** 2 + b ** 2 + c ** 2)[base] + 0.12  # log-normal features: sigma 1.2
     out = np.empty((n * n_slices, m), dtype=dtype)
     for i in range(n):
         e = rng.standard_normal((n_slices, n_base))
         z = a * h[i] + b * u[i] + c * e  # (slices, n_base)
         zf = z[:, base] + 0.12 * rng.standard_normal((n_slices, m))
-        zf = np.where(sk, np.exp(1.2 * zf), zf)
+        zf = np.where(sk, np.exp(1.2 * zf / sd_z), zf)
         out[i * n_slices:(i + 1) * n_slices] = loc + scale * zf
     return out
 
@@ -96,10 +97,12 @@ def synthetic_cohort_tables(
     health: bool = True,
     absent: float = 0.03,
     informative: float = 0.1,
+    signal: dict | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(subjects, slices)``: a subject table as ``hrpqct phantom-cohort`` writes it
     (:func:`hrpqct.phantom.cohort.make_subjects`) and a slice-level radiomics table as
-    ``hrpqct cohort`` writes it (module docstring)."""
+    ``hrpqct cohort`` writes it (module docstring). ``signal``: loading of the informative
+    features per region (default :data:`SIGNAL`)."""
     from ..phantom.cohort import make_subjects
 
     subjects = make_subjects(n_subjects, seed=seed)
@@ -110,7 +113,8 @@ def synthetic_cohort_tables(
     sid = np.repeat(subjects["subject_id"].to_numpy(), n_slices)
     z = np.tile(np.arange(n_slices), n_subjects)
     for k, r in enumerate(regions):
-        X = synthetic_region_matrix(h, n_slices, feats, r, seed=seed, informative=informative)
+        X = synthetic_region_matrix(h, n_slices, feats, r, seed=seed, informative=informative,
+                                    signal=(signal or {}).get(r, SIGNAL.get(r, 0.5)))
         reason = np.full(len(X), None, dtype=object)
         if absent and r in ("FC", "FT"):
             gone = rng.uniform(size=len(X)) < absent
