@@ -252,3 +252,44 @@ def test_correct_in_the_browser(server, data_dir):
     zz, yy, xx = np.nonzero(gained)  # one compact stroke near the middle of the scan
     assert np.ptp(yy) < final.shape[1] / 2 and np.ptp(xx) < final.shape[2] / 2
     assert int(np.count_nonzero(final != first)) >= painted
+
+
+def test_token_is_required_when_set(data_dir):
+    """``--token``: a page without it (or with another) gets no connection, hence no controls."""
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "hrpqct", "serve", "--port", str(port),
+                             "--data", str(data_dir), "--token", "t0ken-for-test"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(data_dir))
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        t0 = time.time()
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    break
+            except OSError:
+                assert proc.poll() is None and time.time() - t0 < 120, "server did not start"
+                time.sleep(0.5)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                         args=["--no-sandbox", "--disable-gpu"])
+            seen = {}
+            for query in ("", "?secret=wrong", "?secret=t0ken-for-test"):
+                page = browser.new_page()
+                page.goto(url + query)
+                try:
+                    page.wait_for_selector("#hr-open", timeout=10_000)
+                    seen[query] = True
+                except Exception:  # noqa: BLE001  playwright's TimeoutError
+                    seen[query] = False
+                page.close()
+            browser.close()
+        assert seen == {"": False, "?secret=wrong": False, "?secret=t0ken-for-test": True}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

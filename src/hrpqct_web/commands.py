@@ -41,7 +41,8 @@ def serve_cmd(
                                       help="Allow a non-loopback --host; the page then needs the "
                                            "printed token (?secret=...)."),
     token: Optional[str] = typer.Option(None, "--token",
-                                        help="Token for --allow-remote (default: a random one)."),
+                                        help="Token the page must present (?secret=...); default with --allow-remote: a "
+                                             "random one, printed."),
     model: Optional[str] = typer.Option(None, help="Model folder or catalogue id "
                                                    "(default: the bundled demo model)."),
     device: str = typer.Option("cpu", help="auto, cuda, mps or cpu (for the segmentation)."),
@@ -71,9 +72,9 @@ def serve_cmd(
         from .demo import write_demo_scan
 
         typer.echo(f"demo scan: {write_demo_scan(data)}")
-    secret = None
-    if not is_loopback(host):
-        secret = token or secrets.token_urlsafe(24)
+    secret = token  # on loopback too when given
+    if not is_loopback(host) and not secret:
+        secret = secrets.token_urlsafe(24)
     from .app import serve
 
     shown = "localhost" if is_loopback(host) else host
