@@ -29,6 +29,8 @@ __all__ = [
     "RADIOMICS",
     "SELECTION",
     "CLASSIFICATION",
+    "Statistics",
+    "STATISTICS",
     "as_dict",
 ]
 
@@ -167,6 +169,21 @@ class Selection:
     variance_threshold: float = 0.02  # after min-max scaling to [0, 1]
     correlation_threshold: float = 0.9  # drop one of each pair with Pearson |r| above this
     patient_top_k: int = 5  # top features by |LASSO coefficient|
+    # the paper's pipeline (min-max, variance, correlation, LASSO), image and patient level;
+    # other papers: "rfe" and "mrmr" (femur: RFE 50 -> mRMR 20 -> LASSO; vertebral: mRMR 30 -> LASSO)
+    image_steps: tuple[str, ...] = ("minmax", "variance", "correlation", "lasso")
+    patient_steps: tuple[str, ...] = ("minmax", "variance", "correlation", "lasso")
+    rfe_n_features: int = 50  # femur paper: RFE kept 50 of 1184
+    mrmr_k: int = 20  # femur paper: mRMR kept 20 (vertebral paper: 30)
+    # (not in the paper) LASSO = L1-penalised logistic regression (binomial / multinomial, as
+    # glmnet); its strength C = 1/lambda is chosen among lasso_cs by lasso_cv_folds-fold CV
+    # (grouped by patient when groups are given) on log-loss, the lambda.min rule
+    lasso_cs: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+    lasso_cv_folds: int = 5
+    # (not in the paper) of a correlated pair, the feature with the larger variance (after min-max
+    # scaling) is kept; ties go to the earlier column
+    correlation_keep: str = "variance"
+    rfe_step: float = 0.1  # (not in the paper) fraction of features dropped per RFE round
 
 
 @dataclass(frozen=True)
@@ -180,7 +197,39 @@ class Classification:
     n_bootstrap: int = 2000
     hosmer_lemeshow_groups: int = 10
     classifiers: tuple[str, ...] = ("logreg", "svm", "knn", "naive_bayes", "random_forest", "xgboost")
+    test_fraction: float = 0.2  # patients held out (paper: 24 of 122), stratified by label
+    seed: int = 0
+    patient_classifiers: tuple[str, ...] = ("logreg",)  # the paper's patient-level models
+    binary_classes: tuple[str, ...] = ("no osteoporosis", "osteoporosis")  # positive class last
+    three_classes: tuple[str, ...] = ("normal", "osteopenia", "osteoporosis")
+    # (not in the paper) rows whose features hold NaN/inf (a region absent or too small on a slice,
+    # a missing clinical value): "drop" the row (image level: that slice from that region's model;
+    # patient level: the patient from that model), or "impute" the training median inside the
+    # pipeline. Never zero.
+    nan_rule: str = "drop"
+    n_jobs: int = 1  # (not in the paper) parallel fits in the grid search
     extra: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """Statistics and report of a classification study (docs/statistics.md).
+
+    The confidence level, the number of bootstrap resamples and the Hosmer-Lemeshow group count
+    are ``Classification.ci_level`` / ``n_bootstrap`` / ``hosmer_lemeshow_groups``.
+    """
+
+    # (not in the paper) a bootstrap resamples patients (all rows of a patient together),
+    # stratified by class, and reports the percentile interval
+    bootstrap_grouped: bool = True
+    bootstrap_stratified: bool = True
+    calibration_bins: int = 10  # calibration curve: quantile bins of the predicted probability
+    # decision-curve thresholds: start, stop (inclusive), step
+    decision_thresholds: tuple[float, float, float] = (0.01, 0.99, 0.01)
+    # Table IV: features z-scored (training mean / SD) before the logistic fit, so beta and OR
+    # are per standard deviation (not in the paper, which does not say)
+    logistic_standardize: bool = True
+    default_threshold: float = 0.5  # a binary model without a Youden threshold
 
 
 SCAN = Scan()
@@ -192,6 +241,7 @@ SOFT_TISSUE = SoftTissue()
 RADIOMICS = Radiomics()
 SELECTION = Selection()
 CLASSIFICATION = Classification()
+STATISTICS = Statistics()
 
 
 def as_dict(obj) -> dict:
