@@ -22,6 +22,8 @@ from .seg import commands_refine as _seg_refine_commands  # noqa: F401,E402  ref
 from .seg import commands_train as _seg_train_commands  # noqa: F401,E402  train-seg, eval-seg
 from .radiomics import commands as _radiomics_commands  # noqa: F401,E402  radiomics, cohort
 from .classify import commands as _classify_commands  # noqa: F401,E402  classify ...
+# the browser app lives next to the core (it needs slicer-core); its module imports only typer
+from hrpqct_web import commands as _web_commands  # noqa: F401,E402  serve
 
 
 def main(argv: list[str] | None = None) -> None:
