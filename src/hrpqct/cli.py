@@ -21,6 +21,7 @@ from .seg import commands_segment as _seg_segment_commands  # noqa: F401,E402  s
 from .seg import commands_refine as _seg_refine_commands  # noqa: F401,E402  refine
 from .seg import commands_train as _seg_train_commands  # noqa: F401,E402  train-seg, eval-seg
 from .radiomics import commands as _radiomics_commands  # noqa: F401,E402  radiomics, cohort
+from .morphometry import commands as _morphometry_commands  # noqa: F401,E402  morphometry
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -302,7 +302,7 @@ def _one_bone(image, labels, box, c_id, t_id, spacing, to_density, thr_trab, thr
         sl["Tb.Th_mm"] = np.full(nz, np.nan)
     step()
     marrow = trab & ~bone_t
-    if marrow.any():
+    if marrow.any() and bone_t.any():  # no trabecular bone: no separation either
         scan["Tb.Sp_mm"], scan["Tb.Sp.SD_mm"], sl["Tb.Sp_mm"] = _thickness(marrow, spacing, work)
     else:
         scan["Tb.Sp_mm"] = scan["Tb.Sp.SD_mm"] = math.nan

@@ -26,6 +26,7 @@ XtremeCT II). Memory: one float32 array of the structure's shape plus the ridge 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -173,6 +174,15 @@ _DIRS = np.array([(dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx 
                   if (dz, dy, dx) > (0, 0, 0)], dtype=np.int64)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _reflect(i, n):
+    if i < 0:
+        i = -i
+    if i >= n:
+        i = 2 * (n - 1) - i
+    return min(max(i, 0), n - 1)
+
+
 @njit(cache=True, nogil=True)
 def _ridge_slice(d2, z, spacing, half, clip, dirs, eps, uvals, lut, dindex, tol, zs, ys, xs, dd,
                  rr, count_only):
@@ -237,20 +247,15 @@ def _ridge_slice(d2, z, spacing, half, clip, dirs, eps, uvals, lut, dindex, tol,
                 for j in range(dirs.shape[0]):
                     iz, iy, ix = dirs[j, 0], dirs[j, 1], dirs[j, 2]
                     step = math.sqrt((iz * hz) ** 2 + (iy * hy) ** 2 + (ix * hx) ** 2)
-                    za, ya, xa = z - iz, y - iy, x - ix
-                    zb_, yb, xb = z + iz, y + iy, x + ix
-                    ina = 0 <= za < nz and 0 <= ya < ny and 0 <= xa < nx
-                    inb = 0 <= zb_ < nz and 0 <= yb < ny and 0 <= xb < nx
-                    if not ina and not inb:
-                        continue
-                    if ina:
-                        ba = math.sqrt(d2[za, ya, xa]) - half
-                    if inb:
-                        bb = math.sqrt(d2[zb_, yb, xb]) - half
-                    if not ina:
-                        ba = bb  # beyond the array: mirrored
-                    if not inb:
-                        bb = ba
+                    # neighbours beyond the array: mirrored about the edge voxel's centre
+                    za = _reflect(z - iz, nz)
+                    ya = _reflect(y - iy, ny)
+                    xa = _reflect(x - ix, nx)
+                    zb_ = _reflect(z + iz, nz)
+                    yb = _reflect(y + iy, ny)
+                    xb = _reflect(x + ix, nx)
+                    ba = math.sqrt(d2[za, ya, xa]) - half
+                    bb = math.sqrt(d2[zb_, yb, xb]) - half
                     r = 0.5 * (ba + bb) + step
                     if r < best:
                         best = r
@@ -297,7 +302,7 @@ def _templates(uq, spacing):
     hz, hy, hx = spacing[0], spacing[1], spacing[2]
     n = 0
     for u in range(uq.shape[0]):
-        q = uq[u]
+        q = uq[u] * (1.0 - 1e-6)  # float32 distances: strict |v|^2 < q up to rounding
         rz = int(math.sqrt(q) / hz)
         for dz in range(-rz, rz + 1):
             remz = q - (dz * hz) ** 2
@@ -309,7 +314,7 @@ def _templates(uq, spacing):
     start = np.zeros(uq.shape[0] + 1, np.int64)
     k = 0
     for u in range(uq.shape[0]):
-        q = uq[u]
+        q = uq[u] * (1.0 - 1e-6)  # float32 distances: strict |v|^2 < q up to rounding
         rz = int(math.sqrt(q) / hz)
         for dz in range(-rz, rz + 1):
             remz = q - (dz * hz) ** 2
@@ -318,7 +323,7 @@ def _templates(uq, spacing):
             ry = int(math.sqrt(remz) / hy)
             for dy in range(-ry, ry + 1):
                 remy = remz - (dy * hy) ** 2
-                kx = int(math.sqrt(max(remy, 0.0)) / hx)
+                kx = int(math.sqrt(max(remy, 0.0)) / hx) + 1
                 while kx >= 0 and (kx * hx) ** 2 >= remy:
                     kx -= 1
                 rows[k, 0] = dz
@@ -359,9 +364,55 @@ def _paint(out, zs, ys, xs, uid, rr, starts, rows, tstart, reach_z, n_slabs):
                     out[z, y, x] = max(out[z, y, x], val)
 
 
-#: spheres up to this radius (voxels) use the exact discrete containment test; larger ones the
-#: continuous test D(n) >= D(c) + |n - c| (keeps more centres, same result, slower painting)
+#: anisotropic voxels: spheres up to this radius (voxels) use the exact discrete containment
+#: test, larger ones the continuous test D(n) >= D(c) + |n - c| (keeps more centres: same result,
+#: slower painting). Isotropic voxels: up to ISO_LUT_RADIUS_VOXELS.
 LUT_RADIUS_VOXELS = 48
+ISO_LUT_RADIUS_VOXELS = 160
+
+
+@njit(cache=True)
+def _iso_table(r2max, dirs):
+    """Isotropic lattice (voxel units): ``lut[j, u]`` = largest ``|v - e_j|^2`` over the lattice
+    points with ``|v|^2 <= u`` (``-1`` where no lattice point has ``|v|^2 == u`` yet is below)."""
+    r = int(math.sqrt(r2max)) + 1
+    best = np.full((dirs.shape[0], r2max + 1), -1.0)
+    present = np.zeros(r2max + 1, np.bool_)
+    for i in range(-r, r + 1):
+        for j in range(-r, r + 1):
+            ij = i * i + j * j
+            if ij > r2max:
+                continue
+            for k in range(-r, r + 1):
+                v2 = ij + k * k
+                if v2 > r2max:
+                    continue
+                present[v2] = True
+                for d in range(dirs.shape[0]):
+                    w = (i - dirs[d, 0]) ** 2 + (j - dirs[d, 1]) ** 2 + (k - dirs[d, 2]) ** 2
+                    if w > best[d, v2]:
+                        best[d, v2] = w
+    n = 0
+    for u in range(r2max + 1):
+        if present[u]:
+            n += 1
+    uvals = np.empty(n, np.float64)
+    lut = np.empty((dirs.shape[0], n), np.float64)
+    m = 0
+    run = np.full(dirs.shape[0], -1.0)
+    for u in range(r2max + 1):
+        if present[u]:
+            for d in range(dirs.shape[0]):
+                run[d] = max(run[d], best[d, u])
+                lut[d, m] = run[d]
+            uvals[m] = u
+            m += 1
+    return uvals, lut
+
+
+@functools.lru_cache(maxsize=8)
+def _iso_table_cached(r2: int):
+    return _iso_table(int(r2), _DIRS)
 
 
 def _containment_table(spacing_zyx, d2max: float):
@@ -370,9 +421,19 @@ def _containment_table(spacing_zyx, d2max: float):
     (voxel centres with |v - c|^2 < q) lies inside the sphere at c + e iff D^2(c + e) exceeds the
     entry of the largest value below q."""
     sp = np.asarray(spacing_zyx, dtype=np.float64)
-    r = min(math.sqrt(max(d2max, 0.0)), LUT_RADIUS_VOXELS * float(sp.min()))
-    n = [int(math.ceil(r / h)) + 1 for h in sp]
-    g = np.meshgrid(*[np.arange(-k, k + 1) * h for k, h in zip(n, sp)], indexing="ij")
+    dindex = np.zeros((3, 3, 3), np.int64)
+    for j, (ez, ey, ex) in enumerate(_DIRS):
+        dindex[ez + 1, ey + 1, ex + 1] = j
+        dindex[-ez + 1, -ey + 1, -ex + 1] = j
+    h = float(sp.min())
+    tol = 1e-6 * h * h
+    if float(sp.max() - sp.min()) <= 1e-6 * h:  # isotropic: integer lattice, large spheres
+        r2 = int(min(d2max / (h * h), ISO_LUT_RADIUS_VOXELS ** 2)) + 1
+        uvals, lut = _iso_table_cached(max(r2, 64))
+        return uvals * h * h, lut * h * h, dindex, 100 * tol
+    r = min(math.sqrt(max(d2max, 0.0)), LUT_RADIUS_VOXELS * h)
+    n = [int(math.ceil(r / hh)) + 1 for hh in sp]
+    g = np.meshgrid(*[np.arange(-k, k + 1) * hh for k, hh in zip(n, sp)], indexing="ij")
     v2 = g[0] ** 2 + g[1] ** 2 + g[2] ** 2
     keep = v2 <= r * r * (1 + 1e-9) + 1e-12
     pts = [a[keep] for a in g]
@@ -380,19 +441,13 @@ def _containment_table(spacing_zyx, d2max: float):
     order = np.argsort(v2, kind="stable")
     v2 = v2[order]
     pts = [p[order] for p in pts]
-    tol = 1e-6 * float(sp.min()) ** 2
-    # group equal |v|^2 values
-    brk = np.flatnonzero(np.diff(v2) > tol) + 1
+    brk = np.flatnonzero(np.diff(v2) > tol) + 1  # groups of equal |v|^2
     starts = np.concatenate([[0], brk])
     uvals = v2[starts]
     lut = np.empty((len(_DIRS), len(uvals)), np.float64)
     for j, (ez, ey, ex) in enumerate(_DIRS):
         w = (pts[0] - ez * sp[0]) ** 2 + (pts[1] - ey * sp[1]) ** 2 + (pts[2] - ex * sp[2]) ** 2
         lut[j] = np.maximum.accumulate(np.maximum.reduceat(w, starts))
-    dindex = np.zeros((3, 3, 3), np.int64)
-    for j, (ez, ey, ex) in enumerate(_DIRS):
-        dindex[ez + 1, ey + 1, ex + 1] = j
-        dindex[-ez + 1, -ey + 1, -ex + 1] = j
     return uvals, lut, dindex, 100 * tol
 
 
@@ -408,9 +463,9 @@ def ridge_mask(mask: np.ndarray, spacing_zyx, thin: bool = True,
                work: np.ndarray | None = None) -> np.ndarray:
     """The ridge voxels (centres of maximal spheres: the mid-axes) of ``mask``, as a bool array.
 
-    ``thin``: of two or more face-adjacent ridge voxels with the same distance (the middle of a
-    structure an even number of voxels thick) only the first along each axis is kept, so the
-    mid-axis of a plate is one voxel thick whatever its thickness.
+    ``thin``: of two face-adjacent ridge voxels with the same distance along an axis (the middle
+    of a structure an even number of voxels thick) only the first is kept, so the mid-axis of a
+    plate is one voxel thick whatever its thickness.
     """
     mask = np.ascontiguousarray(mask, dtype=np.bool_)
     out = np.zeros(mask.shape, np.bool_)
@@ -424,8 +479,19 @@ def ridge_mask(mask: np.ndarray, spacing_zyx, thin: bool = True,
     return out
 
 
+@njit(cache=True, inline="always")
+def _same(ridge, d2, z, y, x, q):
+    nz, ny, nx = ridge.shape
+    if z < 0 or y < 0 or x < 0 or z >= nz or y >= ny or x >= nx or not ridge[z, y, x]:
+        return False
+    return abs(d2[z, y, x] - q) <= 1e-6 * q
+
+
 @njit(cache=True)
 def _thin(ridge, d2):
+    """Drop the second voxel of every run of exactly two face-adjacent ridge voxels of equal
+    distance along an axis (the two middle layers of a structure an even number of voxels
+    thick); longer runs lie along a mid-surface and are kept."""
     nz, ny, nx = ridge.shape
     drop = np.zeros(ridge.shape, np.bool_)
     for z in range(nz):
@@ -434,12 +500,14 @@ def _thin(ridge, d2):
                 if not ridge[z, y, x]:
                     continue
                 q = d2[z, y, x]
-                if z > 0 and ridge[z - 1, y, x] and abs(d2[z - 1, y, x] - q) <= 1e-6 * q:
-                    drop[z, y, x] = True
-                elif y > 0 and ridge[z, y - 1, x] and abs(d2[z, y - 1, x] - q) <= 1e-6 * q:
-                    drop[z, y, x] = True
-                elif x > 0 and ridge[z, y, x - 1] and abs(d2[z, y, x - 1] - q) <= 1e-6 * q:
-                    drop[z, y, x] = True
+                for a in range(3):
+                    dz = 1 if a == 0 else 0
+                    dy = 1 if a == 1 else 0
+                    dx = 1 if a == 2 else 0
+                    if (_same(ridge, d2, z - dz, y - dy, x - dx, q)
+                            and not _same(ridge, d2, z - 2 * dz, y - 2 * dy, x - 2 * dx, q)
+                            and not _same(ridge, d2, z + dz, y + dy, x + dx, q)):
+                        drop[z, y, x] = True
     for z in range(nz):
         for y in range(ny):
             for x in range(nx):

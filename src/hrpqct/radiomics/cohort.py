@@ -139,6 +139,10 @@ def process_scan(job: dict) -> dict:
             image, labels = read_pair(job["scan"], job["segmentation"], unit="HU")
             table = extract_volume(image, labels, preset=job["preset"], regions=job["regions"],
                                    params=job["params"])
+            if job.get("morphometry", True):  # written before scans/<id>: see hrpqct.morphometry.cohort
+                from ..morphometry.cohort import scan_morphometry
+
+                scan_morphometry(image, labels, out, scan_id, job["subject_id"])
         table.insert(0, "scan_id", scan_id)
         table.insert(0, "subject_id", job["subject_id"])
         with atomic_path(out / "scans" / f"{scan_id}.parquet") as tmp:
@@ -317,6 +321,7 @@ def run_cohort(
     params: Radiomics = RADIOMICS,
     progress: ProgressCallback | None = None,
     on_scan: Callable[[dict], None] | None = None,
+    morphometry: bool = True,
 ) -> CohortResult:
     """Radiomics of every scan of a manifest into ``out_dir`` (module docstring).
 
@@ -324,6 +329,8 @@ def run_cohort(
     of the embedded cluster. ``scheduler``: ``None`` (local processes), ``"local"`` (embedded
     LocalCluster) or a Dask scheduler address. ``progress(done, total)`` counts scans,
     including those already present; ``on_scan`` receives each scan's status record.
+    ``morphometry``: also the standard morphometry of every scan (``morphometry/<scan_id>.parquet``
+    and ``morphometry.parquet``, :mod:`hrpqct.morphometry.cohort`).
     """
     from ..io import atomic_path
 
@@ -348,7 +355,8 @@ def run_cohort(
             continue
         jobs.append({"scan_id": row["scan_id"], "subject_id": row["subject_id"],
                      "scan": row["scan"], "segmentation": row["segmentation"],
-                     "out_dir": str(out), "preset": preset, "regions": names, "params": params})
+                     "out_dir": str(out), "preset": preset, "regions": names, "params": params,
+                     "morphometry": morphometry})
     total = len(man)
     state = {"done": skipped, "ok": 0, "failed": 0}
 
@@ -377,6 +385,10 @@ def run_cohort(
         patients.to_csv(tmp, index=False)
     with atomic_path(out / "errors.csv") as tmp:
         errors.to_csv(tmp, index=False)
+    if morphometry:  # morphometry.parquet: hrpqct.morphometry.cohort
+        from ..morphometry.cohort import write_cohort_morphometry
+
+        write_cohort_morphometry(out, man)
     return CohortResult(out, patients, errors, computed=state["ok"], skipped=skipped,
                         failed=state["failed"])
 

@@ -89,16 +89,20 @@ def cohort(
     regions: Optional[List[str]] = typer.Option(None, "--regions", "-r",
                                                 help="As for 'hrpqct radiomics'."),
     stats: str = typer.Option("mean", help="Patient-level statistics: mean,median,sd."),
+    morphometry: bool = typer.Option(True, help="Also the standard morphometry of every scan: "
+                                     "morphometry/<scan_id>.parquet and morphometry.parquet."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Radiomics of every scan in a manifest: scans/*.parquet, patients.parquet, errors.csv."""
+    """Radiomics of every scan in a manifest: scans/*.parquet, patients.parquet, errors.csv
+    (and the standard morphometry: morphometry/*.parquet, morphometry.parquet)."""
     from ..progress import cli_progress
     from .cohort import read_manifest, run_cohort
 
     man = read_manifest(manifest)
     with cli_progress("cohort", total=len(man), enabled=not quiet) as cb:
         res = run_cohort(man, out, preset=preset, regions=regions, workers=workers,
-                         scheduler=scheduler, stats=_stats(stats), progress=cb)
+                         scheduler=scheduler, stats=_stats(stats), progress=cb,
+                         morphometry=morphometry)
     typer.echo(f"{res.computed} computed, {res.skipped} already present, {res.failed} failed "
                f"-> {out} (patients.parquet, errors.csv)")
     if res.failed:
