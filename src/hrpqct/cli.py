@@ -24,6 +24,7 @@ from .radiomics import commands as _radiomics_commands  # noqa: F401,E402  radio
 from .classify import commands as _classify_commands  # noqa: F401,E402  classify ...
 # the browser app lives next to the core (it needs slicer-core); its module imports only typer
 from hrpqct_web import commands as _web_commands  # noqa: F401,E402  serve
+from .morphometry import commands as _morphometry_commands  # noqa: F401,E402  morphometry
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "Radiomics",
     "Selection",
     "Classification",
+    "Morphometry",
     "SCAN",
     "PREPROCESSING",
     "MODEL",
@@ -31,6 +32,7 @@ __all__ = [
     "CLASSIFICATION",
     "Statistics",
     "STATISTICS",
+    "MORPHOMETRY",
     "as_dict",
 ]
 
@@ -232,6 +234,41 @@ class Statistics:
     default_threshold: float = 0.5  # a binary model without a Youden threshold
 
 
+@dataclass(frozen=True)
+class Morphometry:
+    """Standard HR-pQCT morphometry (docs/morphometry.md), the XtremeCT II standard evaluation.
+
+    Bone is segmented from the calibrated image after a Gaussian filter: sigma 0.8 voxels,
+    support 1 voxel (a 3 x 3 x 3 kernel), then a fixed threshold: 320 mgHA/ccm for trabecular
+    bone (Manske et al. 2015 Bone 79:213; Whittier et al. 2020 Osteoporos Int 31:1607, the
+    second-generation standard analysis) and 450 mgHA/ccm for cortical bone (the cortical
+    threshold of the same standard analysis). Microstructure by the 3D distance-transformation
+    methods (Hildebrand & Rüegsegger 1997 J Microsc 185:67); Ct.Po as pore volume over cortical
+    compartment volume (Burghardt et al. 2010 J Bone Miner Res 25:983). The compartments are
+    the segmentation's cortical and trabecular regions (the paper's SegFormer output, not the
+    scanner's contouring).
+    """
+
+    gauss_sigma_voxels: float = 0.8
+    gauss_support_voxels: int = 1
+    trabecular_threshold_mgha: float = 320.0
+    cortical_threshold_mgha: float = 450.0
+    # (not in the guideline) pores: components of the cortex below the cortical threshold, at
+    # least this many voxels, not touching the cortical compartment's surface (surface voxels
+    # below threshold are partial volume with marrow or soft tissue, not intracortical pores)
+    min_pore_voxels: int = 3
+    pore_connectivity: int = 26  # 6, 18 or 26 (3D face / edge / corner neighbours)
+    # (not in the guideline) HU-only scans have no density calibration: no densities are
+    # reported, and the thresholds are converted to HU with this XtremeCT II header calibration
+    # (mu_water 1/cm, mu_scaling, slope mgHA/ccm per 1/cm, intercept mgHA/ccm; the header of
+    # the XtremeCT II sample file XT2_RADIUS_82_SEG.AIM, ../shared/data/scanco/README.md) so
+    # that the microstructure can still be measured; the table's metadata says so. 320 mgHA/ccm
+    # is then 826 HU and 450 mgHA/ccm 1157 HU.
+    reference_calibration: tuple[float, float, float, float] = (0.2402, 8192.0, 1632.71997,
+                                                                -396.135986)
+    bones: tuple[str, ...] = ("tibia", "fibula")
+
+
 SCAN = Scan()
 PREPROCESSING = Preprocessing()
 MODEL = Model()
@@ -242,6 +279,7 @@ RADIOMICS = Radiomics()
 SELECTION = Selection()
 CLASSIFICATION = Classification()
 STATISTICS = Statistics()
+MORPHOMETRY = Morphometry()
 
 
 def as_dict(obj) -> dict:

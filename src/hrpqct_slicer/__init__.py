@@ -50,6 +50,8 @@ _WHERE = {
     # HRpQCTRadiomics
     "RadiomicsTask": "radiomics_logic", "RadiomicsResults": "radiomics_logic",
     "radiomics_of_nodes": "radiomics_logic", "features_table_node": "radiomics_logic",
+    # standard morphometry
+    "morphometry_summary": "morphometry", "morphometry_table_node": "morphometry",
     # dependencies
     "missing_packages": "deps", "install_plan": "deps", "ensure_packages": "deps",
 }

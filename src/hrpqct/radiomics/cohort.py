@@ -160,6 +160,10 @@ def process_scan(job: dict) -> dict:
                                                      job["scan"], job["segmentation"]))
             table = extract_volume(image, labels, preset=job["preset"], regions=job["regions"],
                                    params=job["params"])
+            if job.get("morphometry", True):  # written before scans/<id>: see hrpqct.morphometry.cohort
+                from ..morphometry.cohort import scan_morphometry
+
+                scan_morphometry(image, labels, out, scan_id, job["subject_id"])
         inputs["model"] = labels.meta.get("segmentation_model")
         inputs["warnings"] = warnings
         table.insert(0, "scan_id", scan_id)
@@ -436,6 +440,7 @@ def run_cohort(
     progress: ProgressCallback | None = None,
     on_scan: Callable[[dict], None] | None = None,
     on_stale: Callable[[str, str], None] | None = None,
+    morphometry: bool = True,
 ) -> CohortResult:
     """Radiomics of every scan of a manifest into ``out_dir`` (module docstring).
 
@@ -445,6 +450,8 @@ def run_cohort(
     including those already present; ``on_scan`` receives each scan's status record;
     ``on_stale(scan_id, why)`` is called for each earlier result that is redone (stale or
     unreadable), before the work starts.
+    ``morphometry``: also the standard morphometry of every scan (``morphometry/<scan_id>.parquet``
+    and ``morphometry.parquet``, :mod:`hrpqct.morphometry.cohort`).
     """
     from ..io import atomic_path
 
@@ -476,7 +483,8 @@ def run_cohort(
             _remove_stale(done_file)
         jobs.append({"scan_id": row["scan_id"], "subject_id": row["subject_id"],
                      "scan": row["scan"], "segmentation": row["segmentation"],
-                     "out_dir": str(out), "preset": preset, "regions": names, "params": params})
+                     "out_dir": str(out), "preset": preset, "regions": names, "params": params,
+                     "morphometry": morphometry})
     total = len(man)
     state = {"done": skipped, "ok": 0, "failed": 0}
 
@@ -508,6 +516,10 @@ def run_cohort(
     warned = _collect_warnings(out, man)
     with atomic_path(out / "warnings.csv") as tmp:
         warned.to_csv(tmp, index=False)
+    if morphometry:  # morphometry.parquet: hrpqct.morphometry.cohort
+        from ..morphometry.cohort import write_cohort_morphometry
+
+        write_cohort_morphometry(out, man)
     return CohortResult(out, patients, errors, computed=state["ok"], skipped=skipped,
                         failed=state["failed"], redone=redone)
 

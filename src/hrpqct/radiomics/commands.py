@@ -99,9 +99,12 @@ def cohort(
     regions: Optional[List[str]] = typer.Option(None, "--regions", "-r",
                                                 help="As for 'hrpqct radiomics'."),
     stats: str = typer.Option("mean", help="Patient-level statistics: mean,median,sd."),
+    morphometry: bool = typer.Option(True, help="Also the standard morphometry of every scan: "
+                                     "morphometry/<scan_id>.parquet and morphometry.parquet."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Radiomics of every scan in a manifest: scans/*.parquet, patients.parquet, errors.csv."""
+    """Radiomics of every scan in a manifest: scans/*.parquet, patients.parquet, errors.csv
+    (and the standard morphometry: morphometry/*.parquet, morphometry.parquet)."""
     from ..io.outputs import prepare_folder
     from ..progress import cli_progress
     from .cohort import read_manifest, run_cohort
@@ -119,7 +122,7 @@ def cohort(
     with cli_progress("cohort", total=len(man), enabled=not quiet) as cb:
         res = run_cohort(man, out, preset=preset, regions=regions, workers=workers,
                          scheduler=scheduler, stats=_stats(stats), progress=cb, on_stale=redoing,
-                         on_scan=warned)
+                         on_scan=warned, morphometry=morphometry)
     again = f" ({len(res.redone)} of them redone: stale or unreadable)" if res.redone else ""
     typer.echo(f"{res.computed} computed{again}, {res.skipped} already present, {res.failed} "
                f"failed -> {out} (patients.parquet, errors.csv)")
