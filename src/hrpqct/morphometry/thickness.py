@@ -463,7 +463,8 @@ def ridge_mask(mask: np.ndarray, spacing_zyx, thin: bool = True,
                work: np.ndarray | None = None) -> np.ndarray:
     """The ridge voxels (centres of maximal spheres: the mid-axes) of ``mask``, as a bool array.
 
-    ``thin``: of two face-adjacent ridge voxels with the same distance along an axis (the middle
+    ``thin``: only centres on a crest of the distance are kept (not below either neighbour along
+    some direction), and of two face-adjacent ridge voxels with the same distance along an axis (the middle
     of a structure an even number of voxels thick) only the first is kept, so the mid-axis of a
     plate is one voxel thick whatever its thickness.
     """
@@ -475,8 +476,33 @@ def ridge_mask(mask: np.ndarray, spacing_zyx, thin: bool = True,
     zs, ys, xs, dd, *_ = _ridge_points(d2, spacing_zyx)
     out[zs, ys, xs] = True
     if thin and zs.size:
+        _crest(out, d2, _DIRS)
         _thin(out, d2)
     return out
+
+
+@njit(cache=True, parallel=True)
+def _crest(ridge, d2, dirs):
+    """Keep only sphere centres on a crest of the distance: not below either neighbour along at
+    least one of the 13 directions (the mid-axis of a rod or plate; drops the extra maximal-sphere
+    centres that a digital disc or ball has on its flanks)."""
+    nz, ny, nx = ridge.shape
+    for z in prange(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if not ridge[z, y, x]:
+                    continue
+                q = d2[z, y, x]
+                crest = False
+                for j in range(dirs.shape[0]):
+                    iz, iy, ix = dirs[j, 0], dirs[j, 1], dirs[j, 2]
+                    qa = d2[_reflect(z - iz, nz), _reflect(y - iy, ny), _reflect(x - ix, nx)]
+                    qb = d2[_reflect(z + iz, nz), _reflect(y + iy, ny), _reflect(x + ix, nx)]
+                    if q >= qa and q >= qb:
+                        crest = True
+                        break
+                if not crest:
+                    ridge[z, y, x] = False
 
 
 @njit(cache=True, inline="always")
