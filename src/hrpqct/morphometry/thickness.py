@@ -9,8 +9,11 @@ Written for this project (no code from other packages), compiled with numba:
    (Felzenszwalb & Huttenlocher's lower envelope of parabolas), anisotropic spacing. Voxels
    beyond the array are *not* background: a structure that runs out of the array (the first and
    last slice of a scan) is measured as if it went on, so the stack ends do not cut spheres.
-2. Ridge (centres of maximal spheres): voxel ``c`` is dropped when a 26-neighbour ``n`` has
-   ``D(n) >= D(c) + |n - c|``, i.e. the sphere at ``c`` lies inside the sphere at ``n``.
+2. Ridge (centres of maximal spheres): voxel ``c`` is dropped when its sphere (the voxel centres
+   nearer than ``D(c)``) lies inside the sphere of a 26-neighbour ``n``, tested exactly on the
+   voxel lattice with a table of the largest ``|v - e|^2`` over the lattice points of each
+   sphere (:func:`_containment_table`; beyond the table's radius the sufficient continuous test
+   ``D(n) >= D(c) + |n - c|``).
 3. Sphere radius with the boundary at the voxel faces: a voxel centre at distance ``D`` from
    the nearest background centre lies ``D - h/2`` from the boundary between them. The true
    centre of a maximal sphere can fall between voxel centres (structures an even number of
