@@ -61,7 +61,8 @@ def main() -> None:
         lo, hi, src = NORMATIVE.get(c, (np.nan, np.nan, ""))
         pub = f"{fmt.format(lo)}-{fmt.format(hi)}" if src else "-"
         d = {1: "higher when healthy", -1: "lower when healthy"}.get(DIRECTION.get(c, 0), "-")
-        print(f"| {c.split('_')[0]} | {UNITS[c]} | " + " | ".join(fmt.format(v) for v in vals)
+        label = "Tb.BV/TV" if c == "Tb.BV_TV" else c.split("_")[0]
+        print(f"| {label} | {UNITS[c]} | " + " | ".join(fmt.format(v) for v in vals)
               + f" | {pub} | {src or '-'} | {d} |")
     print(f"\nthresholds {MORPHOMETRY.trabecular_threshold_mgha:g} / "
           f"{MORPHOMETRY.cortical_threshold_mgha:g} mgHA/ccm, Gaussian sigma "

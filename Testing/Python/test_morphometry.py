@@ -152,9 +152,9 @@ def _rods(d_vox, period, periods, nz=6):
     dy = np.minimum(yy % period, period - yy % period)
     dx = np.minimum(xx % period, period - xx % period)
     rod = dy ** 2 + dx ** 2 <= ((d_vox - 1) / 2 + 0.5) ** 2 - 0.25
-    # 900 mgHA/ccm: after the Gaussian (sigma 0.8, support 1) every rod voxel stays above 320 and
-    # the marrow voxels in the disc's concave corners stay below (1200 would add them to the rod)
-    img = np.broadcast_to(np.where(rod, 900.0, MARROW_MG).astype(np.float32), (nz, n, n)).copy()
+    # 700 mgHA/ccm: after the Gaussian (sigma 0.8, support 1) every rod voxel stays above 320 and
+    # the marrow voxels in the disc's concave corners stay below (higher values add them to the rod)
+    img = np.broadcast_to(np.where(rod, 700.0, MARROW_MG).astype(np.float32), (nz, n, n)).copy()
     return np.full((nz, n, n), TT, np.uint8), img, rod
 
 

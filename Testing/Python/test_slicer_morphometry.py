@@ -65,8 +65,9 @@ def test_node_from_a_written_table_and_replaced_in_place(result, tmp_path):
     scan = read_table(paths[0])
     scene = slicer.vtkMRMLScene()
     node = B.morphometry_table_node(scene, scan, meta=json.loads(paths[2].read_text(encoding="utf-8")))
+    assert node.GetAttribute(B.morphometry.NOTE_ATTRIBUTE) == HU_ONLY_NOTE
     again = B.morphometry_table_node(scene, scan.iloc[:1], node=node)
     assert again is node and node.GetTable().GetNumberOfColumns() == 4  # tibia only
-    assert node.GetAttribute(B.morphometry.NOTE_ATTRIBUTE) == HU_ONLY_NOTE
+    assert node.GetAttribute(B.morphometry.NOTE_ATTRIBUTE) == ""  # no metadata given this time
     with pytest.raises(InputError, match="bone"):
         B.morphometry_table_node(scene, scan.drop(columns=["bone"]))

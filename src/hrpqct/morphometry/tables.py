@@ -40,12 +40,12 @@ def write_result(res: MorphometryResult, out: str | os.PathLike, scan_id: str | 
                  extra: dict | None = None) -> list[Path]:
     """Write the per-scan table to ``out`` (``.parquet`` or ``.csv``), the per-slice table to
     :func:`slices_path` and the metadata to :func:`meta_path`; returns the three paths.
-    ``scan_id`` (and the columns of ``extra``) are put first in both tables."""
+    The columns of ``extra``, then ``scan_id``, are put first in both tables."""
     out = Path(out)
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise InputError(f"{out}: choose a .parquet or .csv output file")
     scan, slices = res.scan.copy(), res.slices.copy()
-    cols = {**({"scan_id": scan_id} if scan_id is not None else {}), **(extra or {})}
+    cols = {**(extra or {}), **({"scan_id": scan_id} if scan_id is not None else {})}
     for df in (scan, slices):
         for i, (k, v) in enumerate(cols.items()):
             df.insert(i, k, v)

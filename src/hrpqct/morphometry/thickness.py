@@ -9,8 +9,11 @@ Written for this project (no code from other packages), compiled with numba:
    (Felzenszwalb & Huttenlocher's lower envelope of parabolas), anisotropic spacing. Voxels
    beyond the array are *not* background: a structure that runs out of the array (the first and
    last slice of a scan) is measured as if it went on, so the stack ends do not cut spheres.
-2. Ridge (centres of maximal spheres): voxel ``c`` is dropped when a 26-neighbour ``n`` has
-   ``D(n) >= D(c) + |n - c|``, i.e. the sphere at ``c`` lies inside the sphere at ``n``.
+2. Ridge (centres of maximal spheres): voxel ``c`` is dropped when its sphere (the voxel centres
+   nearer than ``D(c)``) lies inside the sphere of a 26-neighbour ``n``, tested exactly on the
+   voxel lattice with a table of the largest ``|v - e|^2`` over the lattice points of each
+   sphere (:func:`_containment_table`; beyond the table's radius the sufficient continuous test
+   ``D(n) >= D(c) + |n - c|``).
 3. Sphere radius with the boundary at the voxel faces: a voxel centre at distance ``D`` from
    the nearest background centre lies ``D - h/2`` from the boundary between them. The true
    centre of a maximal sphere can fall between voxel centres (structures an even number of
@@ -463,7 +466,8 @@ def ridge_mask(mask: np.ndarray, spacing_zyx, thin: bool = True,
                work: np.ndarray | None = None) -> np.ndarray:
     """The ridge voxels (centres of maximal spheres: the mid-axes) of ``mask``, as a bool array.
 
-    ``thin``: of two face-adjacent ridge voxels with the same distance along an axis (the middle
+    ``thin``: only centres on a crest of the distance are kept (not below either neighbour along
+    some direction), and of two face-adjacent ridge voxels with the same distance along an axis (the middle
     of a structure an even number of voxels thick) only the first is kept, so the mid-axis of a
     plate is one voxel thick whatever its thickness.
     """
@@ -475,8 +479,33 @@ def ridge_mask(mask: np.ndarray, spacing_zyx, thin: bool = True,
     zs, ys, xs, dd, *_ = _ridge_points(d2, spacing_zyx)
     out[zs, ys, xs] = True
     if thin and zs.size:
+        _crest(out, d2, _DIRS)
         _thin(out, d2)
     return out
+
+
+@njit(cache=True, parallel=True)
+def _crest(ridge, d2, dirs):
+    """Keep only sphere centres on a crest of the distance: not below either neighbour along at
+    least one of the 13 directions (the mid-axis of a rod or plate; drops the extra maximal-sphere
+    centres that a digital disc or ball has on its flanks)."""
+    nz, ny, nx = ridge.shape
+    for z in prange(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if not ridge[z, y, x]:
+                    continue
+                q = d2[z, y, x]
+                crest = False
+                for j in range(dirs.shape[0]):
+                    iz, iy, ix = dirs[j, 0], dirs[j, 1], dirs[j, 2]
+                    qa = d2[_reflect(z - iz, nz), _reflect(y - iy, ny), _reflect(x - ix, nx)]
+                    qb = d2[_reflect(z + iz, nz), _reflect(y + iy, ny), _reflect(x + ix, nx)]
+                    if q >= qa and q >= qb:
+                        crest = True
+                        break
+                if not crest:
+                    ridge[z, y, x] = False
 
 
 @njit(cache=True, inline="always")
