@@ -21,7 +21,8 @@ Steps (resumable: each reuses what an earlier run left in WORK):
 
 Usage:  .venv/bin/python scripts/build_demo_classifier.py [--work DIR] [--subjects 48]
         [--slices 2] [--workers 2]
-Measured on the project's 2-core machine under load: about 20 minutes for 48 subjects x 2 slices.
+Measured on the project's 2-core machine under load (load average 6-8): 1258 s (21 min) for 48
+subjects x 2 slices (phantoms 430 s, segmentation 336 s, radiomics 415 s, training 77 s).
 """
 
 from __future__ import annotations
