@@ -90,3 +90,25 @@ def test_demo_features_are_the_papers_set(demo_out):
     assert patient.set_index("region").loc["TT", names[0]] == pytest.approx(tt[names[0]].mean())
     meta = json.loads((demo_out / "scan" / "anatomy.json").read_text(encoding="utf-8"))
     assert meta["anatomy"]["seed"] == 20261121
+
+
+def test_demo_classifies_the_bundled_scan(demo_out):
+    """Step 5: the bundled demo classifier (synthetic phantoms only) on the demo scan."""
+    from hrpqct.classify.model import bundled_classifier, load_model
+
+    entry = bundled_classifier()
+    assert entry is not None and entry["bundled"] and not entry["clinical_use"]
+    model = load_model(entry["path"])  # checksums and trusted types verified
+    assert not model.metadata["clinical_use"]
+    assert "not for clinical use" in " ".join(model.metadata["notes"]).lower()
+    pred = json.loads((demo_out / "classification" / "prediction.json").read_text(encoding="utf-8"))
+    assert 0.0 <= pred["probability"] <= 1.0 and pred["class"] in model.classes
+    assert pred["threshold"] == model.threshold
+    assert pred["class"] == model.classes[int(pred["probability"] >= pred["threshold"])]
+    assert set(pred["regions"]) == {"TC", "TT", "FC", "FT", "MT", "AT"}
+    try:
+        import hrpqct.classify.report  # noqa: F401  (the statistics helper's module)
+    except ImportError:
+        pytest.skip("hrpqct.classify.report is not merged yet: no demo study report")
+    html = demo_out / "classification" / "demo_study_report.html"
+    assert html.is_file() and html.stat().st_size > 10_000
