@@ -21,12 +21,12 @@ Python console::
 
 import ctk
 import qt
-import vtk
 
 import slicer
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
@@ -34,6 +34,7 @@ from slicer.util import VTKObservationMixin
 from hrpqct.method import RADIOMICS
 from hrpqct.regions import RADIOMICS_REGIONS, region
 from hrpqct_slicer import params as P
+from hrpqct_slicer.module_base import ModuleLogicMixin, ModuleWidgetMixin, first_scan, select_data
 
 GUI_STATUS = "built; tested against a stub of Slicer's Qt API, not yet run in a real Slicer"
 
@@ -79,17 +80,18 @@ class HRpQCTRadiomics(ScriptedLoadableModule):
 #
 # HRpQCTRadiomicsWidget
 #
-class HRpQCTRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Controls <-> parameter node; Apply/Cancel run :class:`HRpQCTRadiomicsLogic`."""
+class HRpQCTRadiomicsWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget,
+                            VTKObservationMixin):
+    """Controls <-> parameter node; Apply/Cancel run :class:`HRpQCTRadiomicsLogic`. The
+    parameter node, the background task and scene handling are
+    :class:`hrpqct_slicer.module_base.ModuleWidgetMixin`."""
+
+    TASK_TITLE = "Radiomics"
 
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._updatingGUI = False
-        self._task = None
-        self._timer = None
+        self.initWidget()
         self.regionCheckBoxes = {}
         self.bandCheckBoxes = {}
         self.statCheckBoxes = {}
@@ -215,101 +217,46 @@ class HRpQCTRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.cancelButton.connect("clicked(bool)", self.onCancelButton)
 
-        self._timer = qt.QTimer()
-        self._timer.setInterval(250)
-        self._timer.connect("timeout()", self.onTimer)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.initializeParameterNode()
+        self.setupPlumbing()
 
-    def cleanup(self):
-        if self._task is not None:
-            self._task.cancel()
-        if self._timer is not None:
-            self._timer.stop()
-        self.removeObservers()
-
-    def enter(self):
-        self.initializeParameterNode()
-
-    def exit(self):
-        if self._parameterNode is not None:
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
-                                self.updateGUIFromParameterNode)
-
-    def onSceneStartClose(self, caller, event):
-        if self._task is not None:
-            self._task.cancel()
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event):
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    # --- parameter node -------------------------------------------------------------------------
-    def initializeParameterNode(self):
-        self.setParameterNode(self.logic.getParameterNode())
-        p = self.logic.getParameters()
+    # --- parameter node <-> controls --------------------------------------------------------------
+    def defaultInputs(self, p):
         changed = False
         if p.input_volume is None:
-            scene = slicer.mrmlScene
-            scans = [scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
-                     for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
-            p.input_volume = next((n for n in scans
-                                   if not n.IsA("vtkMRMLLabelMapVolumeNode")), None)
+            p.input_volume = first_scan(slicer.mrmlScene)
             changed = p.input_volume is not None
         if p.input_segmentation is None:
             p.input_segmentation = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLSegmentationNode")
             changed = changed or p.input_segmentation is not None
-        if changed:
-            self.logic.setParameters(p)
+        return changed
 
-    def setParameterNode(self, node):
-        if self._parameterNode is not None:
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
-                                self.updateGUIFromParameterNode)
-        self._parameterNode = node
-        if node is not None:
-            self.addObserver(node, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode)
-        self.updateGUIFromParameterNode()
+    def showParameters(self, p):
+        self.inputVolumeSelector.setCurrentNode(p.input_volume)
+        self.inputSegmentationSelector.setCurrentNode(p.input_segmentation)
+        self.outputTableSelector.setCurrentNode(p.output_table)
+        select_data(self.presetComboBox, p.preset)
+        self.presetFileEdit.currentPath = p.preset_file
+        self.presetFileEdit.enabled = p.preset == "file"
+        for code, check in self.regionCheckBoxes.items():
+            check.checked = code in p.regions
+        for d, check in self.bandCheckBoxes.items():
+            check.checked = any(abs(d - float(x)) < 1e-9 for x in p.band_distances_mm)
+        for key, check in self.statCheckBoxes.items():
+            check.checked = key in p.stats
+        self.slicesEdit.text = p.slices
+        self.outputFileEdit.currentPath = p.output_file
 
-    def updateGUIFromParameterNode(self, caller=None, event=None):
-        if self._parameterNode is None or self._updatingGUI:
-            return
-        self._updatingGUI = True
-        try:
-            p = P.read_parameters(P.RadiomicsParameters, self._parameterNode)
-            self.inputVolumeSelector.setCurrentNode(p.input_volume)
-            self.inputSegmentationSelector.setCurrentNode(p.input_segmentation)
-            self.outputTableSelector.setCurrentNode(p.output_table)
-            index = self.presetComboBox.findData(p.preset)
-            if index >= 0:
-                self.presetComboBox.currentIndex = index
-            self.presetFileEdit.currentPath = p.preset_file
-            self.presetFileEdit.enabled = p.preset == "file"
-            for code, check in self.regionCheckBoxes.items():
-                check.checked = code in p.regions
-            for d, check in self.bandCheckBoxes.items():
-                check.checked = any(abs(d - float(x)) < 1e-9 for x in p.band_distances_mm)
-            for key, check in self.statCheckBoxes.items():
-                check.checked = key in p.stats
-            self.slicesEdit.text = p.slices
-            self.outputFileEdit.currentPath = p.output_file
-            running = self._task is not None
-            ready = p.input_volume is not None and p.input_segmentation is not None
-            self.applyButton.enabled = ready and not running
-            self.applyButton.toolTip = ("Extract the features in a background process." if ready
-                                        else "Choose the input volume and its segmentation.")
-            self.cancelButton.enabled = running
-        finally:
-            self._updatingGUI = False
+    def updateButtons(self, p):
+        running = self.running
+        ready = p.input_volume is not None and p.input_segmentation is not None
+        self.applyButton.enabled = ready and not running
+        self.applyButton.toolTip = ("Extract the features in a background process." if ready
+                                    else "Choose the input volume and its segmentation.")
+        self.cancelButton.enabled = running
 
-    def updateParameterNodeFromGUI(self, *args):
-        if self._parameterNode is None or self._updatingGUI:
-            return
-        old = self.logic.getParameters()
+    def parametersFromGUI(self):
         index = self.presetComboBox.currentIndex
-        p = P.RadiomicsParameters(
+        return P.RadiomicsParameters(
             input_volume=self.inputVolumeSelector.currentNode(),
             input_segmentation=self.inputSegmentationSelector.currentNode(),
             output_table=self.outputTableSelector.currentNode(),
@@ -320,58 +267,19 @@ class HRpQCTRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                     if check.checked),
             stats=tuple(k for k, check in self.statCheckBoxes.items() if check.checked),
             output_file=str(self.outputFileEdit.currentPath or ""),
-            assume_unit=old.assume_unit,
             slices=str(self.slicesEdit.text or ""),
         )
-        self.logic.setParameters(p)
 
     # --- running --------------------------------------------------------------------------------
     def onApplyButton(self, checked=False):
-        with slicer.util.tryWithErrorDisplay("Could not start the radiomics.", waitCursor=True):
-            self.logic.ensureDependencies(("core", "radiomics"))
-            self._task = self.logic.startRadiomics(self.logic.getParameters())
-            self._showStatus(self._task.status)
-            self.progressBar.visible = True
-            self._timer.start()
-        self.updateGUIFromParameterNode()
+        self.startTask(lambda: self.logic.startRadiomics(self.logic.getParameters()),
+                       ("core", "radiomics"))
 
-    def onCancelButton(self, checked=False):
-        if self._task is not None:
-            self.statusLabel.text = "Cancelling..."
-            self._showStatus(self._task.cancel())
-            self._finishRun()
-
-    def onTimer(self):
-        if self._task is None:
-            self._timer.stop()
-            return
-        status = self._task.poll()
-        self._showStatus(status)
-        if status.finished:
-            self._finishRun()
-
-    def _showStatus(self, status):
-        self.progressBar.value = int(round(1000 * status.fraction))
-        self.progressBar.setFormat(status.text())
-        self.statusLabel.text = status.text()
-
-    def _finishRun(self):
-        self._timer.stop()
-        task, self._task = self._task, None
-        status = task.status
-        try:
-            if status.state == "succeeded":
-                with slicer.util.tryWithErrorDisplay("Could not load the features."):
-                    results = self.logic.finishRadiomics(task)
-                    self.statusLabel.text = (f"Done: table {results.table.GetName()!r}; files "
-                                             f"{results.slice_file} and {results.patient_file}")
-                    self._showTable(results.table)
-            elif status.state == "failed":
-                slicer.util.errorDisplay(f"Radiomics failed: {status.message}",
-                                         detailedText=task.job.log_text)
-        finally:
-            self.progressBar.visible = False
-            self.updateGUIFromParameterNode()
+    def onTaskSucceeded(self, task):
+        results = self.logic.finishRadiomics(task)
+        self.statusLabel.text = (f"Done: table {results.table.GetName()!r}; files "
+                                 f"{results.slice_file} and {results.patient_file}")
+        self._showTable(results.table)
 
     def _showTable(self, tableNode):
         layoutManager = slicer.app.layoutManager()
@@ -386,49 +294,15 @@ class HRpQCTRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 #
 # HRpQCTRadiomicsLogic
 #
-class HRpQCTRadiomicsLogic(ScriptedLoadableModuleLogic):
+class HRpQCTRadiomicsLogic(ModuleLogicMixin, ScriptedLoadableModuleLogic):
     """Everything the module does, callable from the Python console without the widget."""
+
+    PARAMETERS = P.RadiomicsParameters
+    DEPENDENCY_GROUPS = ("core", "radiomics")
 
     def __init__(self, scene=None, segmentationsLogic=None):
         ScriptedLoadableModuleLogic.__init__(self)
-        self._scene = scene
-        self._segmentationsLogic = segmentationsLogic
-        self.lastResults = None
-
-    @property
-    def scene(self):
-        return self._scene if self._scene is not None else slicer.mrmlScene
-
-    @property
-    def segmentationsLogic(self):
-        if self._segmentationsLogic is None:
-            modules = getattr(slicer, "modules", None)
-            if modules is not None and hasattr(modules, "segmentations"):
-                self._segmentationsLogic = modules.segmentations.logic()
-            else:
-                from hrpqct_slicer.segmentations import segmentations_logic
-
-                self._segmentationsLogic = segmentations_logic(self.scene)
-        return self._segmentationsLogic
-
-    def getParameterNode(self):
-        return P.parameter_node(self.scene, self.moduleName)
-
-    def getParameters(self):
-        """The module's choices as :class:`hrpqct_slicer.params.RadiomicsParameters`."""
-        return P.read_parameters(P.RadiomicsParameters, self.getParameterNode())
-
-    def setParameters(self, parameters):
-        P.write_parameters(parameters, self.getParameterNode())
-
-    def ensureDependencies(self, groups=("core", "radiomics"), confirm=None, install=None):
-        """Install missing packages after asking (:func:`hrpqct_slicer.deps.ensure_packages`)."""
-        from hrpqct_slicer.deps import ensure_packages
-
-        confirm = confirm or (lambda text: slicer.util.confirmOkCancelDisplay(
-            text, windowTitle="HRpQCT: install Python packages"))
-        install = install or slicer.util.pip_install
-        return ensure_packages(groups, confirm=confirm, install=install)
+        self.initLogic(scene, segmentationsLogic)
 
     @staticmethod
     def regionNames(parameters):
@@ -484,3 +358,33 @@ class HRpQCTRadiomicsLogic(ScriptedLoadableModuleLogic):
                                      assume_unit=self.getParameters().assume_unit)
         self.lastResults = results
         return results.table
+
+
+#
+# HRpQCTRadiomicsTest
+#
+class HRpQCTRadiomicsTest(ScriptedLoadableModuleTest):
+    """Slicer's self-test ("Reload and Test", the SelfTests module, the ExtensionsIndex CI):
+    PyRadiomics features of one region and slice of a small synthetic scan, from its exact
+    seven-region segmentation, through the background worker. The same function
+    (:func:`hrpqct_slicer.selftest.run_selftest`) runs in the project's test suite on slicer-
+    core."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_HRpQCTRadiomics_selftest()
+
+    def test_HRpQCTRadiomics_selftest(self):
+        from hrpqct_slicer.selftest import SELFTEST_STEPS, run_selftest  # noqa: F401
+
+        HRpQCTRadiomicsLogic().ensureDependencies(("core", "radiomics"))
+        result = run_selftest(slicer.mrmlScene, slicer.modules.segmentations.logic(),
+                              steps=("radiomics",), say=self.delayDisplay)
+        for step, text in result.done.items():
+            self.delayDisplay(f"{step}: {text}")
+        for step, why in result.skipped.items():
+            self.delayDisplay(f"{step} skipped: {why}")
+        self.assertTrue(result.done)

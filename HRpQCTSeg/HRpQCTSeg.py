@@ -23,19 +23,24 @@ Python console::
 
 import logging
 
-import ctk
-import qt
-import vtk
 
 import slicer
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
 
 from hrpqct_slicer import params as P
+from hrpqct_slicer.module_base import (
+    ModuleLogicMixin,
+    ModuleWidgetMixin,
+    current_data,
+    first_scan,
+    select_data,
+)
 
 GUI_STATUS = "built; tested against a stub of Slicer's Qt API, not yet run in a real Slicer"
 
@@ -91,158 +96,40 @@ class HRpQCTSeg(ScriptedLoadableModule):
 #
 # HRpQCTSegWidget
 #
-class HRpQCTSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Controls <-> parameter node; buttons call :class:`HRpQCTSegLogic`."""
+class HRpQCTSegWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Controls <-> parameter node; buttons call :class:`HRpQCTSegLogic`. The parameter node,
+    the background task and scene handling are :class:`hrpqct_slicer.module_base.ModuleWidgetMixin`."""
+
+    TASK_TITLE = "Segmentation"
 
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._updatingGUI = False
-        self._task = None
+        self.initWidget()
         self._results = None
         self._cancelRequested = False
-        self._timer = None
 
     # --- building -------------------------------------------------------------------------------
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
         self.logic = HRpQCTSegLogic()
 
-        # Segmentation
-        box = ctk.ctkCollapsibleButton()
-        box.text = "Segmentation"
-        self.layout.addWidget(box)
-        form = qt.QFormLayout(box)
-
-        self.inputVolumeSelector = slicer.qMRMLNodeComboBox()
-        self.inputVolumeSelector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
-        self.inputVolumeSelector.selectNodeUponCreation = True
-        self.inputVolumeSelector.addEnabled = False
-        self.inputVolumeSelector.removeEnabled = False
-        self.inputVolumeSelector.noneEnabled = False
-        self.inputVolumeSelector.showHidden = False
-        self.inputVolumeSelector.showChildNodeTypes = False
-        self.inputVolumeSelector.setMRMLScene(slicer.mrmlScene)
-        self.inputVolumeSelector.setToolTip("The HR-pQCT scan (values in HU).")
-        form.addRow("Input volume:", self.inputVolumeSelector)
-
-        self.modelComboBox = qt.QComboBox()
+        # the panel: Resources/UI/HRpQCTSeg.ui; its widgets become attributes of the widget
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/HRpQCTSeg.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        for name, child in vars(self.ui).items():
+            setattr(self, name, child)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        # what the .ui file cannot hold: the catalogue's models and the choices
         for entry in self.logic.models():
             title = entry.title + ("" if entry.installed else " (not installed)")
             self.modelComboBox.addItem(title, entry.id)
-        self.modelComboBox.setToolTip("Model from the catalogue (Resources/models/catalog.json)."
-                                      " Models are never downloaded.")
-        form.addRow("Model:", self.modelComboBox)
-
-        self.deviceComboBox = qt.QComboBox()
         for device in P.DEVICES:
             self.deviceComboBox.addItem(device, device)
-        self.deviceComboBox.setToolTip("auto: CUDA, then Apple MPS, then the CPU.")
-        form.addRow("Device:", self.deviceComboBox)
-
-        self.fastCpuCheckBox = qt.QCheckBox("Fast CPU path (same labels)")
-        form.addRow(self.fastCpuCheckBox)
-
-        self.batchSizeSpinBox = qt.QSpinBox()
-        self.batchSizeSpinBox.minimum = 0
-        self.batchSizeSpinBox.maximum = 64
-        self.batchSizeSpinBox.specialValueText = "automatic"
-        form.addRow("Slices per batch:", self.batchSizeSpinBox)
-
-        self.outputSegmentationSelector = slicer.qMRMLNodeComboBox()
-        self.outputSegmentationSelector.nodeTypes = ["vtkMRMLSegmentationNode"]
-        self.outputSegmentationSelector.selectNodeUponCreation = True
-        self.outputSegmentationSelector.addEnabled = True
-        self.outputSegmentationSelector.removeEnabled = True
-        self.outputSegmentationSelector.renameEnabled = True
-        self.outputSegmentationSelector.noneEnabled = True
-        self.outputSegmentationSelector.noneDisplay = "Create new segmentation"
-        self.outputSegmentationSelector.showHidden = False
-        self.outputSegmentationSelector.setMRMLScene(slicer.mrmlScene)
-        form.addRow("Output segmentation:", self.outputSegmentationSelector)
-
-        self.outputFolderEdit = ctk.ctkPathLineEdit()
-        self.outputFolderEdit.filters = ctk.ctkPathLineEdit.Dirs
-        self.outputFolderEdit.settingKey = "HRpQCTSeg/OutputFolder"
-        self.outputFolderEdit.setToolTip("Where the files go (.seg.nrrd, label map, confidence, "
-                                         "summary, pictures). Empty: a new temporary folder.")
-        form.addRow("Output folder:", self.outputFolderEdit)
-
-        buttons = qt.QHBoxLayout()
-        self.applyButton = qt.QPushButton("Apply")
-        self.applyButton.toolTip = "Segment the input volume in a background process."
-        self.cancelButton = qt.QPushButton("Cancel")
-        self.cancelButton.enabled = False
-        buttons.addWidget(self.applyButton)
-        buttons.addWidget(self.cancelButton)
-        form.addRow(buttons)
-
-        self.progressBar = qt.QProgressBar()
-        self.progressBar.setRange(0, 1000)
-        self.progressBar.value = 0
-        self.progressBar.visible = False
-        form.addRow(self.progressBar)
-        self.statusLabel = qt.QLabel("")
-        self.statusLabel.wordWrap = True
-        form.addRow(self.statusLabel)
-
-        # Review
-        box = ctk.ctkCollapsibleButton()
-        box.text = "Review"
-        self.layout.addWidget(box)
-        form = qt.QFormLayout(box)
-        self.reviewSlicesSpinBox = qt.QSpinBox()
-        self.reviewSlicesSpinBox.minimum = 1
-        self.reviewSlicesSpinBox.maximum = 200
-        form.addRow("Slices to list:", self.reviewSlicesSpinBox)
-        self.leastConfidentList = qt.QListWidget()
-        self.leastConfidentList.setToolTip("Least confident slices first; click one to show it.")
-        form.addRow("Least confident:", self.leastConfidentList)
-        self.editButton = qt.QPushButton("Correct in Segment Editor")
-        self.editButton.enabled = False
-        form.addRow(self.editButton)
-
-        # Refine
-        box = ctk.ctkCollapsibleButton()
-        box.text = "Refine"
-        box.collapsed = True
-        self.layout.addWidget(box)
-        form = qt.QFormLayout(box)
-        self.refineOnlyComboBox = qt.QComboBox()
         for key, title in _REFINE_CHOICES:
             self.refineOnlyComboBox.addItem(title, key)
-        form.addRow("Re-apply:", self.refineOnlyComboBox)
-        self.keepEditsCheckBox = qt.QCheckBox("Keep hand-painted myotendinous / adipose tissue")
-        form.addRow(self.keepEditsCheckBox)
-        self.refineButton = qt.QPushButton("Refine")
-        self.refineButton.toolTip = ("Re-apply the topology rules and/or the soft-tissue split "
-                                     "to the edited output segmentation.")
-        form.addRow(self.refineButton)
-
-        # Export for training
-        box = ctk.ctkCollapsibleButton()
-        box.text = "Export for training"
-        box.collapsed = True
-        self.layout.addWidget(box)
-        form = qt.QFormLayout(box)
-        self.exportFolderEdit = ctk.ctkPathLineEdit()
-        self.exportFolderEdit.filters = ctk.ctkPathLineEdit.Dirs
-        self.exportFolderEdit.settingKey = "HRpQCTSeg/ExportFolder"
-        form.addRow("Training folder:", self.exportFolderEdit)
-        self.caseIdEdit = qt.QLineEdit()
-        self.caseIdEdit.placeholderText = "e.g. case001 (exporting it again replaces it)"
-        form.addRow("Case id:", self.caseIdEdit)
-        self.subjectIdEdit = qt.QLineEdit()
-        self.subjectIdEdit.placeholderText = "patient id (default: the case id)"
-        form.addRow("Subject id:", self.subjectIdEdit)
-        self.annotatorEdit = qt.QLineEdit()
-        self.annotatorEdit.placeholderText = "your name (default: the system user)"
-        form.addRow("Annotator:", self.annotatorEdit)
-        self.exportButton = qt.QPushButton("Export for training")
-        form.addRow(self.exportButton)
-
+        self.progressBar.visible = False
         self.layout.addStretch(1)
 
         # connections: controls -> parameter node
@@ -266,106 +153,51 @@ class HRpQCTSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.refineButton.connect("clicked(bool)", self.onRefineButton)
         self.exportButton.connect("clicked(bool)", self.onExportButton)
 
-        self._timer = qt.QTimer()
-        self._timer.setInterval(250)
-        self._timer.connect("timeout()", self.onTimer)
+        self.setupPlumbing()
 
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.initializeParameterNode()
-
-    def cleanup(self):
-        if self._task is not None:
-            self._task.cancel()
-        if self._timer is not None:
-            self._timer.stop()
-        self.removeObservers()
-
-    def enter(self):
-        self.initializeParameterNode()
-
-    def exit(self):
-        if self._parameterNode is not None:
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
-                                self.updateGUIFromParameterNode)
-
-    def onSceneStartClose(self, caller, event):
-        if self._task is not None:
-            self._task.cancel()
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event):
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
-    # --- parameter node -------------------------------------------------------------------------
-    def initializeParameterNode(self):
-        self.setParameterNode(self.logic.getParameterNode())
-        p = self.logic.getParameters()
+    # --- parameter node <-> controls --------------------------------------------------------------
+    def defaultInputs(self, p):
         if p.input_volume is None:
-            first = _firstScan(slicer.mrmlScene)
-            if first is not None:
-                p.input_volume = first
-                self.logic.setParameters(p)
+            p.input_volume = first_scan(slicer.mrmlScene)
+            return p.input_volume is not None
+        return False
 
-    def setParameterNode(self, node):
-        if self._parameterNode is not None:
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
-                                self.updateGUIFromParameterNode)
-        self._parameterNode = node
-        if node is not None:
-            self.addObserver(node, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode)
-        self.updateGUIFromParameterNode()
+    def showParameters(self, p):
+        self.inputVolumeSelector.setCurrentNode(p.input_volume)
+        self.outputSegmentationSelector.setCurrentNode(p.output_segmentation)
+        select_data(self.modelComboBox, p.model or self.logic.defaultModel())
+        select_data(self.deviceComboBox, p.device)
+        self.fastCpuCheckBox.checked = p.fast_cpu
+        self.batchSizeSpinBox.value = p.batch_size
+        self.outputFolderEdit.currentPath = p.output_folder
+        self.reviewSlicesSpinBox.value = p.review_slices
+        select_data(self.refineOnlyComboBox, p.refine_only)
+        self.keepEditsCheckBox.checked = p.keep_edits
+        self.exportFolderEdit.currentPath = p.export_folder
+        self.caseIdEdit.text = p.case_id
+        self.subjectIdEdit.text = p.subject_id
+        self.annotatorEdit.text = p.annotator
 
-    def updateGUIFromParameterNode(self, caller=None, event=None):
-        if self._parameterNode is None or self._updatingGUI:
-            return
-        self._updatingGUI = True
-        try:
-            p = P.read_parameters(P.SegmentationParameters, self._parameterNode)
-            self.inputVolumeSelector.setCurrentNode(p.input_volume)
-            self.outputSegmentationSelector.setCurrentNode(p.output_segmentation)
-            _selectData(self.modelComboBox, p.model or self.logic.defaultModel())
-            _selectData(self.deviceComboBox, p.device)
-            self.fastCpuCheckBox.checked = p.fast_cpu
-            self.batchSizeSpinBox.value = p.batch_size
-            self.outputFolderEdit.currentPath = p.output_folder
-            self.reviewSlicesSpinBox.value = p.review_slices
-            _selectData(self.refineOnlyComboBox, p.refine_only)
-            self.keepEditsCheckBox.checked = p.keep_edits
-            self.exportFolderEdit.currentPath = p.export_folder
-            self.caseIdEdit.text = p.case_id
-            self.subjectIdEdit.text = p.subject_id
-            self.annotatorEdit.text = p.annotator
-            self._updateButtons(p)
-        finally:
-            self._updatingGUI = False
-
-    def updateParameterNodeFromGUI(self, *args):
-        if self._parameterNode is None or self._updatingGUI:
-            return
-        p = P.SegmentationParameters(
+    def parametersFromGUI(self):
+        return P.SegmentationParameters(
             input_volume=self.inputVolumeSelector.currentNode(),
             output_segmentation=self.outputSegmentationSelector.currentNode(),
-            model=_currentData(self.modelComboBox) or "",
-            device=_currentData(self.deviceComboBox) or "auto",
+            model=current_data(self.modelComboBox) or "",
+            device=current_data(self.deviceComboBox) or "auto",
             fast_cpu=bool(self.fastCpuCheckBox.checked),
             batch_size=int(self.batchSizeSpinBox.value),
             output_folder=str(self.outputFolderEdit.currentPath or ""),
             review_slices=int(self.reviewSlicesSpinBox.value),
-            refine_only=_currentData(self.refineOnlyComboBox) or "",
+            refine_only=current_data(self.refineOnlyComboBox) or "",
             keep_edits=bool(self.keepEditsCheckBox.checked),
             export_folder=str(self.exportFolderEdit.currentPath or ""),
             case_id=str(self.caseIdEdit.text or ""),
             subject_id=str(self.subjectIdEdit.text or ""),
             annotator=str(self.annotatorEdit.text or ""),
         )
-        p.assume_unit = self.logic.getParameters().assume_unit
-        self.logic.setParameters(p)
 
-    def _updateButtons(self, p=None):
-        p = p or self.logic.getParameters()
-        running = self._task is not None
+    def updateButtons(self, p):
+        running = self.running
         haveSeg = p.output_segmentation is not None and p.input_volume is not None
         self.applyButton.enabled = (not running) and p.input_volume is not None
         self.applyButton.toolTip = ("Segment the input volume in a background process."
@@ -378,50 +210,12 @@ class HRpQCTSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # --- segmentation ---------------------------------------------------------------------------
     def onApplyButton(self, checked=False):
-        with slicer.util.tryWithErrorDisplay("Could not start the segmentation.", waitCursor=True):
-            self.logic.ensureDependencies(("core", "seg"))
-            self._task = self.logic.startSegmentation(self.logic.getParameters())
-            self._showStatus(self._task.status)
-            self.progressBar.visible = True
-            self._timer.start()
-        self._updateButtons()
+        self.startTask(lambda: self.logic.startSegmentation(self.logic.getParameters()),
+                       ("core", "seg"))
 
-    def onCancelButton(self, checked=False):
-        self._cancelRequested = True
-        if self._task is not None:
-            self.statusLabel.text = "Cancelling..."
-            self._showStatus(self._task.cancel())
-            self._finishRun()
-
-    def onTimer(self):
-        if self._task is None:
-            self._timer.stop()
-            return
-        status = self._task.poll()
-        self._showStatus(status)
-        if status.finished:
-            self._finishRun()
-
-    def _showStatus(self, status):
-        self.progressBar.value = int(round(1000 * status.fraction))
-        self.progressBar.setFormat(status.text())
-        self.statusLabel.text = status.text()
-
-    def _finishRun(self):
-        self._timer.stop()
-        task, self._task = self._task, None
-        status = task.status
-        try:
-            if status.state == "succeeded":
-                with slicer.util.tryWithErrorDisplay("Could not load the results."):
-                    self._results = self.logic.finishSegmentation(task)
-                    self._showResults(self._results)
-            elif status.state == "failed":
-                slicer.util.errorDisplay(f"Segmentation failed: {status.message}",
-                                         detailedText=task.job.log_text)
-        finally:
-            self.progressBar.visible = False
-            self._updateButtons()
+    def onTaskSucceeded(self, task):
+        self._results = self.logic.finishSegmentation(task)
+        self._showResults(self._results)
 
     def _showResults(self, results):
         p = self.logic.getParameters()
@@ -450,12 +244,6 @@ class HRpQCTSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         editor.setSourceVolumeNode(p.input_volume)
 
     # --- refine and export ----------------------------------------------------------------------
-    def _inProcessProgress(self, done, total):
-        self.progressBar.value = int(1000 * done / max(1, total))
-        self.progressBar.setFormat(f"{done} / {total}")
-        slicer.app.processEvents()
-        return not self._cancelRequested
-
     def onRefineButton(self, checked=False):
         p = self.logic.getParameters()
         self._cancelRequested = False
@@ -470,7 +258,7 @@ class HRpQCTSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     result = self.logic.refine(p.output_segmentation, p.input_volume,
                                                only=p.refine_only or None,
                                                keepEdits=p.keep_edits,
-                                               progress=self._inProcessProgress)
+                                               progress=self.inProcessProgress)
                 except Cancelled:
                     self.statusLabel.text = "Refine cancelled; the segmentation is unchanged."
                     return
@@ -480,7 +268,7 @@ class HRpQCTSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                             if result.changed_voxels >= 0 else ""))
         finally:
             self.progressBar.visible = False
-            self._updateButtons()
+            self.updateButtons(self.logic.getParameters())
 
     def onExportButton(self, checked=False):
         p = self.logic.getParameters()
@@ -492,68 +280,22 @@ class HRpQCTSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.statusLabel.text = f"Exported {case.case_id} to {case.folder} ({case.manifest})"
 
 
-def _firstScan(scene):
-    """The first scalar volume that is not a label map (label maps are scalar volumes too)."""
-    for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
-        node = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
-        if not node.IsA("vtkMRMLLabelMapVolumeNode"):
-            return node
-    return None
-
-
-def _selectData(combo, value):
-    index = combo.findData(value)
-    if index >= 0:
-        combo.currentIndex = index
-
-
-def _currentData(combo):
-    index = combo.currentIndex
-    return combo.itemData(index) if index >= 0 else None
-
-
 #
 # HRpQCTSegLogic
 #
-class HRpQCTSegLogic(ScriptedLoadableModuleLogic):
+class HRpQCTSegLogic(ModuleLogicMixin, ScriptedLoadableModuleLogic):
     """Everything the module does, callable from the Python console without the widget.
 
     ``scene`` and ``segmentationsLogic`` default to Slicer's (``slicer.mrmlScene``,
     ``slicer.modules.segmentations.logic()``); pass them to use another scene.
     """
 
+    PARAMETERS = P.SegmentationParameters
+    DEPENDENCY_GROUPS = ("core", "seg")
+
     def __init__(self, scene=None, segmentationsLogic=None):
         ScriptedLoadableModuleLogic.__init__(self)
-        self._scene = scene
-        self._segmentationsLogic = segmentationsLogic
-        self.lastResults = None
-
-    @property
-    def scene(self):
-        return self._scene if self._scene is not None else slicer.mrmlScene
-
-    @property
-    def segmentationsLogic(self):
-        if self._segmentationsLogic is None:
-            modules = getattr(slicer, "modules", None)
-            if modules is not None and hasattr(modules, "segmentations"):
-                self._segmentationsLogic = modules.segmentations.logic()
-            else:
-                from hrpqct_slicer.segmentations import segmentations_logic
-
-                self._segmentationsLogic = segmentations_logic(self.scene)
-        return self._segmentationsLogic
-
-    # parameters
-    def getParameterNode(self):
-        return P.parameter_node(self.scene, self.moduleName)
-
-    def getParameters(self):
-        """The module's choices as :class:`hrpqct_slicer.params.SegmentationParameters`."""
-        return P.read_parameters(P.SegmentationParameters, self.getParameterNode())
-
-    def setParameters(self, parameters):
-        P.write_parameters(parameters, self.getParameterNode())
+        self.initLogic(scene, segmentationsLogic)
 
     # models and packages
     @staticmethod
@@ -573,15 +315,6 @@ class HRpQCTSegLogic(ScriptedLoadableModuleLogic):
 
     def defaultModel(self):
         return next((m.id for m in self.models() if m.default), "")
-
-    def ensureDependencies(self, groups=("core", "seg"), confirm=None, install=None):
-        """Install missing packages after asking (:func:`hrpqct_slicer.deps.ensure_packages`)."""
-        from hrpqct_slicer.deps import ensure_packages
-
-        confirm = confirm or (lambda text: slicer.util.confirmOkCancelDisplay(
-            text, windowTitle="HRpQCT: install Python packages"))
-        install = install or slicer.util.pip_install
-        return ensure_packages(groups, confirm=confirm, install=install)
 
     # segmentation
     def startSegmentation(self, parameters):
@@ -662,3 +395,34 @@ class HRpQCTSegLogic(ScriptedLoadableModuleLogic):
                                    volumeNode, folder, caseId, subject_id=subjectId,
                                    annotator=annotator,
                                    assume_unit=self.getParameters().assume_unit)
+
+
+#
+# HRpQCTSegTest
+#
+class HRpQCTSegTest(ScriptedLoadableModuleTest):
+    """Slicer's self-test ("Reload and Test", the SelfTests module, the ExtensionsIndex CI): the whole
+    extension's logic on a small synthetic scan: segment (bundled demo model, background
+    process) -> correct a slice programmatically -> refine -> radiomics -> classify (when the
+    classification logic is installed). The same function
+    (:func:`hrpqct_slicer.selftest.run_selftest`) runs in the project's test suite on slicer-
+    core."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_HRpQCTSeg_selftest()
+
+    def test_HRpQCTSeg_selftest(self):
+        from hrpqct_slicer.selftest import SELFTEST_STEPS, run_selftest  # noqa: F401
+
+        HRpQCTSegLogic().ensureDependencies(("core", "seg", "radiomics"))
+        result = run_selftest(slicer.mrmlScene, slicer.modules.segmentations.logic(),
+                              steps=SELFTEST_STEPS, say=self.delayDisplay)
+        for step, text in result.done.items():
+            self.delayDisplay(f"{step}: {text}")
+        for step, why in result.skipped.items():
+            self.delayDisplay(f"{step} skipped: {why}")
+        self.assertTrue(result.done)

@@ -1,10 +1,11 @@
-"""The module files HRpQCTSeg.py and HRpQCTRadiomics.py, run against a stub of Slicer's Qt API.
+"""The module files HRpQCTSeg.py, HRpQCTRadiomics.py, HRpQCTClassify.py, run against stand-ins of
+Slicer's Qt API (Testing/Python/fakes/, fixture ``fake_slicer`` in conftest.py).
 
 There is no Slicer application here (no Qt, no PythonQt, no ctk), so the widgets are built with
 small stand-ins for the Qt/CTK/MRML widget classes they use. The stand-ins are strict: a widget
-has only the properties, methods and signals listed below (named as in Qt 5, CTK and Slicer's
-qMRMLNodeComboBox), so a misspelt property or signal fails here; setting a value emits the
-matching signal, as Qt does. What this shows: the widgets build, mirror the parameter node both
+has only the properties, methods and signals declared on it, each checked against Slicer's own
+sources (fakes/slicer_api.json), so a misspelt or non-existent name fails here; setting a value
+emits the matching signal, as Qt does. What this shows: the widgets build, mirror the parameter node both
 ways, and drive the logic (a real background ``hrpqct segment`` / radiomics worker, the real MRML
 scene). What it cannot show: layout and look, PythonQt's type conversions, Slicer's own module
 loading, dialogs, and whether Qt really accepts every call (see docs/slicer-extension.md).
@@ -13,7 +14,6 @@ loading, dialogs, and whether Qt really accepts every call (see docs/slicer-exte
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 import time
 import types
@@ -33,403 +33,10 @@ from hrpqct.io import read_labelmap  # noqa: E402
 from hrpqct.method import RADIOMICS  # noqa: E402
 from hrpqct.regions import RADIOMICS_REGIONS  # noqa: E402
 from hrpqct_slicer import params as P  # noqa: E402
+from fakes.slicer_env import Parent  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-N_SLICES = 4
-
-
-# --- stand-ins for qt / ctk / slicer widgets -----------------------------------------------------
-class _Obj:
-    """A Qt object with declared properties (``_props``: name -> default) and signals."""
-
-    _props: dict = {"enabled": True, "visible": True, "toolTip": ""}
-    _signals: tuple = ()
-    _internal: tuple = ()  # the stand-in's own bookkeeping (not Qt properties)
-
-    def __init__(self, *args):
-        props = {}
-        for cls in reversed(type(self).__mro__):
-            props.update(getattr(cls, "_props", {}))
-        object.__setattr__(self, "_values", props)
-        object.__setattr__(self, "_slots", {})
-        object.__setattr__(self, "args", args)
-
-    def __getattr__(self, name):
-        values = object.__getattribute__(self, "_values")
-        if name in values:
-            return values[name]
-        raise AttributeError(f"stub {type(self).__name__} has no attribute {name!r}")
-
-    def __setattr__(self, name, value):
-        if name in self._values:
-            old = self._values[name]
-            self._values[name] = value
-            if old != value:
-                self._changed(name, value)
-        elif name.startswith("_") or any(name in getattr(c, "_internal", ())
-                                         for c in type(self).__mro__):
-            object.__setattr__(self, name, value)
-        else:
-            raise AttributeError(f"stub {type(self).__name__} has no property {name!r}")
-
-    def _changed(self, name, value):
-        pass
-
-    def connect(self, signal, slot):
-        signals = [s for cls in type(self).__mro__ for s in getattr(cls, "_signals", ())]
-        if signal not in signals:
-            raise AttributeError(f"stub {type(self).__name__} has no signal {signal!r}")
-        self._slots.setdefault(signal, []).append(slot)
-
-    def emit(self, signal, *args):
-        for slot in list(self._slots.get(signal, [])):
-            slot(*args)
-
-    def setToolTip(self, text):
-        self.toolTip = text
-
-    def show(self):
-        self.visible = True
-
-    def hide(self):
-        self.visible = False
-
-
-class QLayout(_Obj):
-    _internal = ("items",)
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.items = []
-
-    def addWidget(self, widget, *position):
-        assert isinstance(widget, _Obj), widget
-        self.items.append(widget)
-
-    def addRow(self, *args):
-        assert 1 <= len(args) <= 2
-        for a in args:
-            assert isinstance(a, (_Obj, str)), a
-        self.items.append(args)
-
-    def addStretch(self, stretch=0):
-        self.items.append("stretch")
-
-
-class QFormLayout(QLayout):
-    def addWidget(self, widget, *position):  # QFormLayout has addRow, not addWidget(row, col)
-        raise AttributeError("QFormLayout: use addRow")
-
-
-class QVBoxLayout(QLayout):
-    pass
-
-
-class QHBoxLayout(QLayout):
-    pass
-
-
-class QGridLayout(QLayout):
-    def addWidget(self, widget, row, column):
-        super().addWidget(widget)
-
-
-class QPushButton(_Obj):
-    _props = {"text": ""}
-    _signals = ("clicked(bool)", "clicked()")
-
-    def __init__(self, text=""):
-        super().__init__(text)
-        self.text = text
-
-    def click(self):
-        assert self.enabled, f"button {self.text!r} is disabled"
-        self.emit("clicked(bool)", False)
-        self.emit("clicked()")
-
-
-class QCheckBox(_Obj):
-    _props = {"text": "", "checked": False}
-    _signals = ("toggled(bool)",)
-
-    def __init__(self, text=""):
-        super().__init__(text)
-        self.text = text
-
-    def _changed(self, name, value):
-        if name == "checked":
-            self.emit("toggled(bool)", value)
-
-
-class QComboBox(_Obj):
-    _props = {"currentIndex": -1}
-    _signals = ("currentIndexChanged(int)",)
-
-    def __init__(self):
-        super().__init__()
-        self._items = []
-
-    def addItem(self, text, data=None):
-        self._items.append((text, data))
-        if self.currentIndex < 0:
-            self.currentIndex = 0
-
-    @property
-    def count(self):
-        return len(self._items)
-
-    def itemData(self, index):
-        return self._items[index][1]
-
-    def itemText(self, index):
-        return self._items[index][0]
-
-    def findData(self, data):
-        return next((i for i, (_, d) in enumerate(self._items) if d == data), -1)
-
-    def _changed(self, name, value):
-        if name == "currentIndex":
-            self.emit("currentIndexChanged(int)", value)
-
-
-class QSpinBox(_Obj):
-    _props = {"minimum": 0, "maximum": 99, "value": 0, "specialValueText": ""}
-    _signals = ("valueChanged(int)",)
-
-    def __setattr__(self, name, value):
-        if name == "value":
-            value = max(self.minimum, min(self.maximum, int(value)))
-        super().__setattr__(name, value)
-
-    def _changed(self, name, value):
-        if name == "value":
-            self.emit("valueChanged(int)", value)
-
-
-class QLineEdit(_Obj):
-    _props = {"text": "", "placeholderText": ""}
-    _signals = ("textChanged(QString)",)
-
-    def _changed(self, name, value):
-        if name == "text":
-            self.emit("textChanged(QString)", value)
-
-
-class QLabel(_Obj):
-    _props = {"text": "", "wordWrap": False}
-
-    def __init__(self, text=""):
-        super().__init__(text)
-        self.text = text
-
-
-class QProgressBar(_Obj):
-    _props = {"value": 0, "minimum": 0, "maximum": 100}
-    _internal = ("formats",)
-
-    def __init__(self):
-        super().__init__()
-        self.formats = []
-
-    def setRange(self, lo, hi):
-        self.minimum, self.maximum = lo, hi
-
-    def setFormat(self, text):
-        self.formats.append(text)
-
-
-class QListWidget(_Obj):
-    _props = {"currentRow": -1}
-    _internal = ("texts",)
-    _signals = ("currentRowChanged(int)",)
-
-    def __init__(self):
-        super().__init__()
-        self.texts = []
-
-    def addItem(self, text):
-        self.texts.append(text)
-
-    def clear(self):
-        self.texts = []
-        self.currentRow = -1
-
-    @property
-    def count(self):
-        return len(self.texts)
-
-    def _changed(self, name, value):
-        if name == "currentRow":
-            self.emit("currentRowChanged(int)", value)
-
-
-class QTimer(_Obj):
-    _signals = ("timeout()",)
-    _internal = ("interval", "active")
-
-    def __init__(self):
-        super().__init__()
-        self.interval = None
-        self.active = False
-
-    def setInterval(self, ms):
-        self.interval = ms
-
-    def start(self):
-        self.active = True
-
-    def stop(self):
-        self.active = False
-
-    def isActive(self):
-        return self.active
-
-    def fire(self):
-        assert self.active
-        self.emit("timeout()")
-
-
-class QMessageBox:
-    Ok, Cancel, Information, Warning, Critical, Question = 1024, 4194304, 1, 2, 3, 4
-
-
-class _Qt:
-    WaitCursor = 3
-
-
-class ctkCollapsibleButton(_Obj):
-    _props = {"text": "", "collapsed": False}
-
-    def layout(self):
-        return None
-
-
-class ctkPathLineEdit(_Obj):
-    Dirs, Files, Writable = 1, 2, 32
-    _props = {"currentPath": "", "filters": 0, "nameFilters": [], "settingKey": ""}
-    _signals = ("currentPathChanged(QString)",)
-
-    def _changed(self, name, value):
-        if name == "currentPath":
-            self.emit("currentPathChanged(QString)", value)
-
-
-class qMRMLNodeComboBox(_Obj):
-    _props = {"nodeTypes": [], "selectNodeUponCreation": True, "addEnabled": True,
-              "removeEnabled": True, "renameEnabled": False, "noneEnabled": False,
-              "noneDisplay": "None", "showHidden": False, "showChildNodeTypes": True,
-              "baseName": ""}
-    _signals = ("currentNodeChanged(vtkMRMLNode*)",)
-
-    def __init__(self):
-        super().__init__()
-        self._scene = None
-        self._node = None
-
-    def setMRMLScene(self, scene):
-        assert scene is not None
-        self._scene = scene
-
-    def currentNode(self):
-        return self._node
-
-    def setCurrentNode(self, node):
-        if node is not None:
-            assert any(node.IsA(t) for t in self.nodeTypes), (node.GetClassName(), self.nodeTypes)
-        if node is not self._node:
-            self._node = node
-            self.emit("currentNodeChanged(vtkMRMLNode*)", node)
-
-
-class _App:
-    applicationName = "Slicer"
-
-    def __init__(self):
-        self.connections = []
-        self.events = 0
-
-    def connect(self, signal, slot):
-        self.connections.append((signal, slot))
-
-    def processEvents(self):
-        self.events += 1
-
-    def testingEnabled(self):
-        return True  # slicer.util dialogs log instead of showing, confirm returns True
-
-    def setOverrideCursor(self, cursor):
-        pass
-
-    def restoreOverrideCursor(self):
-        pass
-
-    def layoutManager(self):
-        return None
-
-
-class _ModuleBase:
-    def __init__(self, parent):
-        self.parent = parent
-        self.moduleName = type(self).__name__
-
-
-class _WidgetBase:
-    def __init__(self, parent=None):
-        self.moduleName = type(self).__name__[:-len("Widget")]
-        self.parent = parent
-        self.layout = parent.layout()
-
-    def setup(self):
-        pass
-
-
-class _LogicBase:
-    def __init__(self, parent=None):
-        self.moduleName = type(self).__name__[:-len("Logic")]
-
-
-class _Parent(_Obj):
-    _internal = ("isEntered",)
-
-    def __init__(self):
-        super().__init__()
-        self._layout = QVBoxLayout()
-        self.isEntered = True
-
-    def layout(self):
-        return self._layout
-
-
-@pytest.fixture()
-def fake_slicer(monkeypatch):
-    """qt, ctk and slicer.ScriptedLoadableModule stand-ins; the real slicer-core MRML library
-    with a scene as ``slicer.mrmlScene``."""
-    qt = types.ModuleType("qt")
-    for cls in (QFormLayout, QVBoxLayout, QHBoxLayout, QGridLayout, QPushButton, QCheckBox,
-                QComboBox, QSpinBox, QLineEdit, QLabel, QProgressBar, QListWidget, QTimer,
-                QMessageBox):
-        setattr(qt, cls.__name__, cls)
-    qt.Qt = _Qt
-    ctk = types.ModuleType("ctk")
-    ctk.ctkCollapsibleButton = ctkCollapsibleButton
-    ctk.ctkPathLineEdit = ctkPathLineEdit
-    slm = types.ModuleType("slicer.ScriptedLoadableModule")
-    slm.ScriptedLoadableModule = _ModuleBase
-    slm.ScriptedLoadableModuleWidget = _WidgetBase
-    slm.ScriptedLoadableModuleLogic = _LogicBase
-    monkeypatch.setitem(sys.modules, "qt", qt)
-    monkeypatch.setitem(sys.modules, "ctk", ctk)
-    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", slm)
-    scene = slicer.vtkMRMLScene()
-    app = _App()
-    monkeypatch.setattr(slicer, "mrmlScene", scene, raising=False)
-    monkeypatch.setattr(slicer, "app", app, raising=False)
-    monkeypatch.setattr(slicer, "modules", types.SimpleNamespace(), raising=False)
-    monkeypatch.setattr(slicer, "qMRMLNodeComboBox", qMRMLNodeComboBox, raising=False)
-    layers = []
-    monkeypatch.setattr(slicer.util, "setSliceViewerLayers",
-                        lambda **kw: layers.append(kw), raising=False)
-    return types.SimpleNamespace(scene=scene, app=app, layers=layers)
+N_SLICES = 4  # conftest.case
 
 
 def _load(name):
@@ -440,7 +47,7 @@ def _load(name):
 
 
 def _build_widget(module, name):
-    parent = _Parent()
+    parent = Parent()
     widget = getattr(module, f"{name}Widget")(parent)
     widget.setup()
     return widget, parent
@@ -452,35 +59,6 @@ def _run_timer(widget, timeout=300):
         assert time.monotonic() < deadline
         widget._timer.fire()
         time.sleep(0.1)
-
-
-# --- fixtures: phantom, tiny model, catalogue ----------------------------------------------
-@pytest.fixture(scope="module")
-def case(tmp_path_factory):
-    from hrpqct.phantom.anatomy import Anatomy
-    from hrpqct.phantom.render import Grid
-    from hrpqct.phantom.scan import generate
-    from hrpqct.seg.model import ModelCard, build_model, save_model
-    from hrpqct.seg.preprocess import InputSpec
-
-    root = tmp_path_factory.mktemp("modules")
-    models = root / "models"
-    save_model(build_model("tiny", seed=0), models / "tiny-test",
-               ModelCard(name="tiny-test", variant="tiny",
-                         preprocessing=InputSpec(input_px=128).to_dict()))
-    (models / "catalog.json").write_text(json.dumps({"format_version": 1, "default": "tiny-test",
-        "models": [{"id": "tiny-test", "title": "Tiny test model", "variant": "tiny",
-                    "description": "", "folder": "tiny-test", "bundled": True},
-                   {"id": "absent", "title": "Absent model", "variant": "b3",
-                    "description": "", "folder": "absent"}]}), encoding="utf-8")
-    ph = generate(Anatomy(seed=5), Grid(size=160, n_slices=N_SLICES))
-    return types.SimpleNamespace(root=root, models=models, phantom=ph)
-
-
-@pytest.fixture()
-def catalogue(case, monkeypatch):
-    monkeypatch.setenv("HRPQCT_MODELS_DIR", str(case.models))
-    return case
 
 
 # --- module classes -----------------------------------------------------------------------------
@@ -746,3 +324,88 @@ def test_radiomics_logic_from_the_python_console(fake_slicer, case, tmp_path):
                                       reference=node, table="model")
     with pytest.raises(Exception, match="seven regions"):
         logic.compute(node, five)
+
+
+def test_an_older_slicer_is_told_the_minimum(fake_slicer, case):
+    module = _load("HRpQCTRadiomics")
+    fake_slicer.app.majorVersion, fake_slicer.app.minorVersion = 5, 8
+    w, _ = _build_widget(module, "HRpQCTRadiomics")
+    assert w.statusLabel.text.startswith("HRpQCT needs Slicer 5.10 or newer; this is Slicer 5.8")
+    w.cleanup()
+    fake_slicer.app.majorVersion, fake_slicer.app.minorVersion = 5, 12
+    w, _ = _build_widget(module, "HRpQCTRadiomics")
+    assert not w.statusLabel.text.startswith("HRpQCT needs")
+    w.cleanup()
+
+
+# --- HRpQCTClassify panel (.ui) -----------------------------------------------------------------
+def test_classify_panel_from_its_ui_file_and_without_logic(fake_slicer, monkeypatch):
+    import importlib.machinery
+
+    from hrpqct.errors import ModelError
+
+    module = _load("HRpQCTClassify")
+    w, parent = _build_widget(module, "HRpQCTClassify")
+    ui = w.ui
+    assert ui.featuresSelector.nodeTypes == ["vtkMRMLTableNode"] and ui.featuresSelector.noneEnabled
+    assert ui.featuresSelector._scene is fake_slicer.scene  # via the .ui's connection
+    assert ui.modelFolderEdit.filters == ui.modelFolderEdit.Dirs
+    assert not ui.applyButton.enabled and "not installed yet" in ui.statusLabel.text
+    table = fake_slicer.scene.AddNewNodeByClass("vtkMRMLTableNode", "features")
+    ui.featuresSelector.setCurrentNode(table)
+    assert ui.applyButton.enabled
+    ui.applyButton.click()
+    assert ui.statusLabel.text.startswith("Cannot classify") and "not installed" in \
+        ui.statusLabel.text
+    # with a logic that refuses the model: the message in the panel, no traceback
+    fake = types.ModuleType("hrpqct_slicer.classify_logic")
+    fake.__spec__ = importlib.machinery.ModuleSpec("hrpqct_slicer.classify_logic", None)
+    calls = []
+
+    def classify(scene, features, model_folder):
+        calls.append((scene, features, model_folder))
+        raise ModelError("model 'demo': its preset 'paper' does not match the table's '3d'")
+
+    fake.classify = classify
+    monkeypatch.setitem(sys.modules, "hrpqct_slicer.classify_logic", fake)
+    ui.modelFolderEdit.currentPath = "/models/demo"
+    ui.applyButton.click()
+    assert calls == [(fake_slicer.scene, table, "/models/demo")]
+    assert ui.statusLabel.text == ("Cannot classify: model 'demo': its preset 'paper' does not "
+                                   "match the table's '3d'")
+
+
+def _tiny_volume():
+    from hrpqct.volume import Volume
+
+    return Volume(np.zeros((2, 3, 4), np.int16), spacing=(1.0, 1.0, 1.0), unit="HU")
+
+
+# --- <Module>Test classes (Slicer's self-test) ---------------------------------------------------
+@pytest.mark.parametrize("name, steps", [("HRpQCTSeg", ("segment", "correct", "refine",
+                                                        "radiomics", "classify")),
+                                         ("HRpQCTRadiomics", ("radiomics",)),
+                                         ("HRpQCTClassify", ("classify",))])
+def test_module_test_class_runs_the_selftest(name, steps, fake_slicer, monkeypatch):
+    # the Test classes hand Slicer's scene and Segmentations logic to hrpqct_slicer.selftest
+    # (run for real in test_slicer_selftest.py) and show its messages
+    from hrpqct_slicer import selftest
+
+    module = _load(name)
+    seg_logic = B.segmentations_logic(fake_slicer.scene)
+    slicer.modules.segmentations = types.SimpleNamespace(logic=lambda: seg_logic)
+    calls = []
+
+    def fake_run(scene, logic, *, steps, say, **kw):
+        calls.append((scene, logic, tuple(steps)))
+        say("ran")
+        return selftest.SelfTestResult(done={s: "ok" for s in steps})
+
+    monkeypatch.setattr(selftest, "run_selftest", fake_run)
+    B.volume_to_node(fake_slicer.scene, _tiny_volume(), name="old")  # cleared by setUp
+    test = getattr(module, f"{name}Test")()
+    test.runTest()
+    assert fake_slicer.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == 0  # setUp
+    assert calls == [(fake_slicer.scene, seg_logic, steps)]
+    assert "ran" in test.messages and any(m.endswith(": ok") for m in test.messages) \
+        or name == "HRpQCTClassify"

@@ -30,8 +30,17 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="hrpqct")  # standalone: typer formats usage errors and exits
     except HRpQCTError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(130 if isinstance(exc, Cancelled) else 2)
+    except OSError as exc:  # a file-system failure no writer turned into an OutputError
+        if getattr(exc, "filename", None) is None and getattr(exc, "errno", None) is None:
+            raise
+        from .io.outputs import describe_os_error
+
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {where}{describe_os_error(exc)}",
+                                   highlight=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,294 @@
+"""What every HRpQCT module widget and logic share, so a module file only builds its controls.
+
+:class:`ModuleLogicMixin` (with ``ScriptedLoadableModuleLogic``): the scene and Segmentations
+logic (Slicer's, or ones passed in for console use and tests), the parameter node mirrored to
+the module's parameter dataclass (:mod:`hrpqct_slicer.params`), and the first-use dependency
+check (:mod:`hrpqct_slicer.deps`).
+
+:class:`ModuleWidgetMixin` (with ``ScriptedLoadableModuleWidget`` and ``VTKObservationMixin``):
+the parameter node observed and mirrored both ways (the module supplies
+``showParameters(p)`` and ``parametersFromGUI()``), the background task polled by a 250 ms
+``QTimer`` with its progress bar and status label, Cancel, the result or error dialog at the end,
+and the scene-close handling. Qt, VTK and Slicer are imported when used, so this module also
+imports where they are absent (the worker process, the dependency check).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+__all__ = ["ModuleLogicMixin", "ModuleWidgetMixin", "first_scan", "select_data", "current_data",
+           "slicer_version_problem"]
+
+TIMER_MS = 250  # how often a running task is polled
+
+
+def first_scan(scene: Any) -> Any:
+    """The first scalar volume that is not a label map (label maps are scalar volumes too)."""
+    for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
+        node = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
+        if not node.IsA("vtkMRMLLabelMapVolumeNode"):
+            return node
+    return None
+
+
+def select_data(combo: Any, value: Any) -> None:
+    """Select the item of a combo box whose data is ``value`` (no change if there is none)."""
+    index = combo.findData(value)
+    if index >= 0:
+        combo.currentIndex = index
+
+
+def current_data(combo: Any) -> Any:
+    index = combo.currentIndex
+    return combo.itemData(index) if index >= 0 else None
+
+
+def slicer_version_problem() -> str:
+    """A sentence when this Slicer is older than :data:`hrpqct_slicer.deps.MIN_SLICER` (its
+    terminology calls first appear in 5.10), else ""."""
+    import slicer
+
+    from hrpqct_slicer.deps import MIN_SLICER
+
+    try:
+        version = (int(slicer.app.majorVersion), int(slicer.app.minorVersion))
+    except (AttributeError, TypeError, ValueError):
+        return ""
+    if version >= MIN_SLICER:
+        return ""
+    return (f"HRpQCT needs Slicer {MIN_SLICER[0]}.{MIN_SLICER[1]} or newer; this is Slicer "
+            f"{version[0]}.{version[1]}. Segmentation and terminology calls will fail here.")
+
+
+class ModuleLogicMixin:
+    """Scene, Segmentations logic, parameters and dependencies of a module's logic.
+
+    Subclasses set ``PARAMETERS`` (a dataclass of :mod:`hrpqct_slicer.params`) and
+    ``DEPENDENCY_GROUPS`` and call :meth:`initLogic` from ``__init__``.
+    """
+
+    PARAMETERS: type = object
+    DEPENDENCY_GROUPS: tuple = ("core",)
+
+    def initLogic(self, scene: Any = None, segmentationsLogic: Any = None) -> None:
+        self._scene = scene
+        self._segmentationsLogic = segmentationsLogic
+        self.lastResults = None
+
+    @property
+    def scene(self) -> Any:
+        import slicer
+
+        return self._scene if self._scene is not None else slicer.mrmlScene
+
+    @property
+    def segmentationsLogic(self) -> Any:
+        if self._segmentationsLogic is None:
+            import slicer
+
+            modules = getattr(slicer, "modules", None)
+            if modules is not None and hasattr(modules, "segmentations"):
+                self._segmentationsLogic = modules.segmentations.logic()
+            else:
+                from hrpqct_slicer.segmentations import segmentations_logic
+
+                self._segmentationsLogic = segmentations_logic(self.scene)
+        return self._segmentationsLogic
+
+    def getParameterNode(self) -> Any:
+        from hrpqct_slicer import params
+
+        return params.parameter_node(self.scene, self.moduleName)
+
+    def getParameters(self) -> Any:
+        """The module's choices as its ``PARAMETERS`` dataclass."""
+        from hrpqct_slicer import params
+
+        return params.read_parameters(self.PARAMETERS, self.getParameterNode())
+
+    def setParameters(self, parameters: Any) -> None:
+        from hrpqct_slicer import params
+
+        params.write_parameters(parameters, self.getParameterNode())
+
+    def ensureDependencies(self, groups: Optional[tuple] = None,
+                           confirm: Optional[Callable[[str], bool]] = None,
+                           install: Optional[Callable[[list], object]] = None) -> list:
+        """Install missing packages after asking (:func:`hrpqct_slicer.deps.ensure_packages`)."""
+        import slicer
+
+        from hrpqct_slicer.deps import ensure_packages
+
+        confirm = confirm or (lambda text: slicer.util.confirmOkCancelDisplay(
+            text, windowTitle="HRpQCT: install Python packages"))
+        install = install or slicer.util.pip_install
+        return ensure_packages(groups or self.DEPENDENCY_GROUPS, confirm=confirm,
+                               install=install)
+
+
+class ModuleWidgetMixin:
+    """Parameter node, background task and scene handling of a module's widget.
+
+    The module's widget sets ``self.logic`` and builds ``self.progressBar`` and
+    ``self.statusLabel`` in ``setup()``, then calls :meth:`setupPlumbing`; it implements
+    ``showParameters(p)`` (parameters -> controls), ``parametersFromGUI()`` (controls ->
+    parameters), ``updateButtons(p)``, and ``onTaskSucceeded(task)``; ``TASK_TITLE`` names the
+    work in messages ("Segmentation").
+    """
+
+    TASK_TITLE = "The task"
+
+    def initWidget(self) -> None:
+        self.logic = None
+        self._parameterNode = None
+        self._updatingGUI = False
+        self._task = None
+        self._timer = None
+
+    def setupPlumbing(self) -> None:
+        import qt
+        import slicer
+
+        self._timer = qt.QTimer()
+        self._timer.setInterval(TIMER_MS)
+        self._timer.connect("timeout()", self.onTimer)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.initializeParameterNode()
+        problem = slicer_version_problem()
+        if problem:
+            self.statusLabel.text = problem
+
+    # --- life cycle ------------------------------------------------------------------------------
+    def cleanup(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._timer is not None:
+            self._timer.stop()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        import vtk
+
+        if self._parameterNode is not None:
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
+                                self.updateGUIFromParameterNode)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    # --- parameter node -------------------------------------------------------------------------
+    def defaultInputs(self, p: Any) -> bool:
+        """Fill empty inputs from the scene (first scan, ...); True if ``p`` changed."""
+        return False
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        p = self.logic.getParameters()
+        if self.defaultInputs(p):
+            self.logic.setParameters(p)
+
+    def setParameterNode(self, node: Any) -> None:
+        import vtk
+
+        if self._parameterNode is not None:
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent,
+                                self.updateGUIFromParameterNode)
+        self._parameterNode = node
+        if node is not None:
+            self.addObserver(node, vtk.vtkCommand.ModifiedEvent, self.updateGUIFromParameterNode)
+        self.updateGUIFromParameterNode()
+
+    def updateGUIFromParameterNode(self, caller=None, event=None) -> None:
+        if self._parameterNode is None or self._updatingGUI:
+            return
+        self._updatingGUI = True
+        try:
+            p = self.logic.getParameters()
+            self.showParameters(p)
+            self.updateButtons(p)
+        finally:
+            self._updatingGUI = False
+
+    def updateParameterNodeFromGUI(self, *args) -> None:
+        if self._parameterNode is None or self._updatingGUI:
+            return
+        p = self.parametersFromGUI()
+        p.assume_unit = self.logic.getParameters().assume_unit
+        self.logic.setParameters(p)
+
+    # --- the background task ----------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    def startTask(self, start: Callable[[], Any], groups: Optional[tuple] = None) -> None:
+        """Check the packages, start the task ``start()`` returns, and poll it."""
+        import slicer
+
+        with slicer.util.tryWithErrorDisplay(f"Could not start: {self.TASK_TITLE.lower()}.",
+                                             waitCursor=True):
+            self.logic.ensureDependencies(groups)
+            self._task = start()
+            self.showStatus(self._task.status)
+            self.progressBar.visible = True
+            self._timer.start()
+        self.updateButtons(self.logic.getParameters())
+
+    def onCancelButton(self, checked=False) -> None:
+        self._cancelRequested = True  # read by inProcessProgress (work in Slicer's process)
+        if self._task is not None:
+            self.statusLabel.text = "Cancelling..."
+            self.showStatus(self._task.cancel())
+            self.finishTask()
+
+    def onTimer(self) -> None:
+        if self._task is None:
+            self._timer.stop()
+            return
+        status = self._task.poll()
+        self.showStatus(status)
+        if status.finished:
+            self.finishTask()
+
+    def showStatus(self, status: Any) -> None:
+        self.progressBar.value = int(round(1000 * status.fraction))
+        self.progressBar.setFormat(status.text())
+        self.statusLabel.text = status.text()
+
+    def finishTask(self) -> None:
+        import slicer
+
+        self._timer.stop()
+        task, self._task = self._task, None
+        status = task.status
+        try:
+            if status.state == "succeeded":
+                with slicer.util.tryWithErrorDisplay("Could not load the results."):
+                    self.onTaskSucceeded(task)
+            elif status.state == "failed":
+                slicer.util.errorDisplay(f"{self.TASK_TITLE} failed: {status.message}",
+                                         detailedText=task.job.log_text)
+        finally:
+            self.progressBar.visible = False
+            self.updateButtons(self.logic.getParameters())
+
+    def inProcessProgress(self, done: int, total: int) -> bool:
+        """A progress callback for work done in Slicer's process (refine): moves the bar,
+        keeps the GUI alive, and returns False once Cancel was pressed."""
+        import slicer
+
+        self.progressBar.value = int(1000 * done / max(1, total))
+        self.progressBar.setFormat(f"{done} / {total}")
+        slicer.app.processEvents()
+        return not getattr(self, "_cancelRequested", False)
