@@ -311,21 +311,20 @@ def _load_module(name: str, monkeypatch) -> types.ModuleType:
     return module
 
 
-# HRpQCTSeg and HRpQCTRadiomics have widgets: test_slicer_modules.py builds them against
-# stand-ins of Slicer's Qt API. HRpQCTClassify has its panel but not its logic yet.
-@pytest.mark.parametrize("name", ["HRpQCTClassify"])
-def test_module_class_is_honest_about_missing_gui(name, monkeypatch):
-    module = _load_module(name, monkeypatch)
+# Every module has its widget (built against stand-ins of Slicer's Qt API in
+# test_slicer_modules.py) and its logic.
+def test_classify_module_has_its_logic(monkeypatch):
+    module = _load_module("HRpQCTClassify", monkeypatch)
     parent = types.SimpleNamespace()
-    getattr(module, name)(parent)
-    assert parent.title.startswith("HRpQCT ")
-    assert parent.categories == ["HRpQCT"]
+    module.HRpQCTClassify(parent)
+    assert parent.title == "HRpQCT Classify" and parent.categories == ["HRpQCT"]
     assert isinstance(parent.dependencies, list) and parent.contributors
-    assert "not built yet" in parent.helpText
-    assert "NOT BUILT YET" in module.__doc__
-    assert module.GUI_STATUS == "panel built; classification logic not built yet"
+    assert "not built yet" not in parent.helpText and "NOT BUILT" not in module.__doc__
+    assert "only seen synthetic phantoms" in parent.helpText and "<b>Apply</b>" in parent.helpText
+    assert module.GUI_STATUS.startswith("built") and "not yet run in a real Slicer" in \
+        module.GUI_STATUS
     assert parent.acknowledgementText
-    assert not module.logicInstalled()  # until hrpqct_slicer.classify_logic exists
+    assert module.logicInstalled()
 
 
 @pytest.mark.parametrize("name", MODULES)

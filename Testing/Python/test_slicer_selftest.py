@@ -28,8 +28,8 @@ def run(tmp_path_factory):
 
 def test_selftest_runs_every_step_of_the_module_logic(run):
     scene, logic, result, said = run
-    assert list(result.done) == ["segment", "correct", "refine", "radiomics"]
-    assert "classify" in result.done or "classify" in result.skipped
+    assert list(result.done) == ["segment", "correct", "refine", "radiomics", "classify"]
+    assert result.skipped == {}
     assert said[0].endswith("synthetic scan") and said[-1].endswith("passed")
     seg = result.nodes["segmentation"]
     ids = set(seg.GetSegmentation().GetSegmentIDs())
@@ -39,8 +39,16 @@ def test_selftest_runs_every_step_of_the_module_logic(run):
     k = labels.shape[0] // 2
     assert (labels[k] == region("MT").label).sum() > 0
     df = B.table_node_to_dataframe(result.nodes["features"])
-    assert list(df.columns) == ["feature", "TC"]
+    assert list(df.columns) == ["feature", "TC", "TT", "FC", "FT", "MT", "AT"]
     assert np.isfinite(df.loc[df["feature"] == "original_firstorder_Mean", "TC"]).all()
+    # classify: the bundled demo classifier on those features, through the node's slice file
+    clf = B.table_node_to_dataframe(result.nodes["classification"]).set_index("model")
+    assert list(clf.index) == ["patient", "TC", "TT", "FC", "FT", "MT", "AT"]
+    assert clf["probability"].between(0, 1).all() and (clf.loc["TC":, "n_slices"] == 1).all()
+    p, t = clf.loc["patient", "probability"], clf.loc["patient", "threshold"]
+    assert clf.loc["patient", "class"] == ("osteoporosis" if p >= t else "no osteoporosis")
+    assert "synthetic phantoms" in result.done["classify"]
+    assert result.nodes["chart"].GetNumberOfPlotSeriesNodes() == 3
 
 
 def test_selftest_fails_loudly_naming_the_step(tmp_path):

@@ -123,6 +123,7 @@ class RadiomicsTask:
         if out.suffix.lower() not in (".csv", ".parquet"):
             raise InputError(f"{out}: choose a .csv or .parquet output file")
         self.slice_file = out
+        self.preset = preset
         self.patient_file = out.with_name(f"{out.stem}.patient{out.suffix}")
         table, kind = segmentation_kind(segmentation_node)
         if kind != "regions":
@@ -180,8 +181,12 @@ class RadiomicsTask:
         patient = pd.read_parquet(p) if p.suffix.lower() == ".parquet" else pd.read_csv(p)
         node = features_table_node(scene, patient, node=table_node,
                                    name=name or f"{self.volume_node.GetName()} radiomics")
+        # what HRpQCTClassify needs: the slice-level table (region models) and the preset
+        from .classify_logic import PRESET_ATTRIBUTE, SLICE_FILE_ATTRIBUTE
         from hrpqct.checks import input_warnings_path, read_warnings
 
+        node.SetAttribute(SLICE_FILE_ATTRIBUTE, str(Path(self.slice_file).resolve()))
+        node.SetAttribute(PRESET_ATTRIBUTE, str(self.preset))
         return RadiomicsResults(node, patient, self.slice_file, self.patient_file,
                                 read_warnings(input_warnings_path(self.slice_file)))
 

@@ -14,15 +14,16 @@ Steps (each asserts real values, not only that nothing raised):
    (the myotendinous tissue of the middle slice erased);
 4. ``refine``: the topology rules and soft-tissue split re-applied; the erased tissue is soft
    tissue again (background enclosed by the leg is soft tissue);
-5. ``radiomics``: PyRadiomics features of one region on one slice, as a table node;
+5. ``radiomics``: PyRadiomics features on one slice, as a table node: of the six regions the
+   bundled demo classifier uses when ``classify`` runs too (of the cortical tibia only when not);
 6. ``classify``: ``hrpqct_slicer.classify_logic.classify(scene, features_table, None)`` (the
-   bundled demo model) on those features, when that module exists (it is written elsewhere;
-   skipped with a note until then).
+   bundled demo classifier, the same call as HRpQCTClassify's Apply) on those features: a
+   probability in [0, 1], the class at the saved threshold, a row per region model and a chart
+   (the radiomics step runs first when only ``classify`` is asked for).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -116,31 +117,39 @@ def run_selftest(scene: Any, logic: Any, *, workdir: str | os.PathLike | None = 
         assert restored > 0, "refine: the erased soft tissue was not split again"
         assert result.changed_voxels > 0, "refine: nothing changed"
         out.done["refine"] = f"{restored} myotendinous voxels back in slice {k}"
-    if "radiomics" in steps:
+    if "radiomics" in steps or "classify" in steps:
+        from hrpqct.regions import RADIOMICS_REGIONS
         from hrpqct_slicer.radiomics_logic import radiomics_of_nodes
         from hrpqct_slicer.tables import table_node_to_dataframe
 
-        say("HRpQCT self-test: radiomics (one region, one slice)")
-        rad = radiomics_of_nodes(scene, logic, node, seg, regions=("TC",), slices=str(k),
+        codes = tuple(RADIOMICS_REGIONS) if "classify" in steps else ("TC",)
+        say(f"HRpQCT self-test: radiomics ({', '.join(codes)}; one slice)")
+        rad = radiomics_of_nodes(scene, logic, node, seg, regions=codes, slices=str(k),
                                  out_file=work / "radiomics" / "selftest.csv", timeout=timeout)
         df = table_node_to_dataframe(rad.table)
-        assert list(df.columns) == ["feature", "TC"], f"radiomics: columns {list(df.columns)}"
+        assert list(df.columns) == ["feature", *codes], f"radiomics: columns {list(df.columns)}"
         pyrad = df[df["feature"].str.startswith("original_")]
-        assert len(pyrad) > 100 and pyrad["TC"].notna().all(), "radiomics: PyRadiomics features"
-        out.done["radiomics"] = f"{len(pyrad)} PyRadiomics features of TC on slice {k}"
+        assert len(pyrad) > 100 and pyrad[list(codes)].notna().all().all(), \
+            "radiomics: PyRadiomics features"
+        out.done["radiomics"] = (f"{len(pyrad)} PyRadiomics features of {len(codes)} region(s) "
+                                 f"on slice {k}")
         out.nodes["features"] = rad.table
         out.nodes["patient"] = rad.patient
     if "classify" in steps:
-        if importlib.util.find_spec("hrpqct_slicer.classify_logic") is None:
-            out.skipped["classify"] = "hrpqct_slicer.classify_logic is not installed yet"
-            say("HRpQCT self-test: classify skipped (no classification logic yet)")
-        elif "features" not in out.nodes:
-            out.skipped["classify"] = "needs the radiomics step's feature table"
-        else:
-            from hrpqct_slicer import classify_logic
+        from hrpqct_slicer import classify_logic
 
-            say("HRpQCT self-test: classify (the bundled demo model)")
-            # the same call as HRpQCTClassify's Apply: scene, feature table, model folder
-            out.done["classify"] = str(classify_logic.classify(scene, out.nodes["features"], None))
+        say("HRpQCT self-test: classify (the bundled demo classifier)")
+        # the same call as HRpQCTClassify's Apply: scene, feature table, model folder
+        res = classify_logic.classify(scene, out.nodes["features"], None)
+        p = res.prediction
+        assert 0.0 <= p.probability <= 1.0, f"classify: probability {p.probability}"
+        assert p.label == p.classes[int(p.probability >= p.threshold)], "classify: class"
+        regions = res.frame[res.frame["model"] != classify_logic.PATIENT_ROW]
+        assert len(regions) > 0 and (regions["n_slices"] == 1).all() \
+            and regions["probability"].between(0, 1).all(), "classify: region models"
+        assert res.chart.GetNumberOfPlotSeriesNodes() == 3, "classify: chart"
+        out.done["classify"] = str(res)
+        out.nodes["classification"] = res.table
+        out.nodes["chart"] = res.chart
     say("HRpQCT self-test: passed")
     return out
