@@ -6,6 +6,7 @@ Only typer here; the app (trame-slicer, slicer-core, VTK) is imported when the c
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 from pathlib import Path
 from typing import Optional
@@ -66,6 +67,10 @@ def serve_cmd(
     if not ok:
         raise InputError(f"no OpenGL for the views: {what}; {HOW_TO_INSTALL}")
     typer.echo(f"OpenGL: {what}")
+    window = what.split(":", 1)[0]
+    if not os.environ.get("DISPLAY") and window in ("vtkEGLRenderWindow", "vtkOSOpenGLRenderWindow"):
+        # headless: go straight to the window class that works instead of trying X first
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", window)
     if check_only:
         return
     if demo:
