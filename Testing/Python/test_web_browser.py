@@ -3,7 +3,8 @@
 The server runs as a child process on 127.0.0.1 (a free port) on a folder holding a small
 synthetic scan (the demo phantom's anatomy on a 192 px x 2 slice grid), a file that is not a scan
 and a segmentation of another grid. Through the page the test: opens the non-scan (an error line,
-nothing changes), opens the scan, runs the segmentation (background process, progress), saves,
+nothing changes), opens the scan, starts the segmentation and cancels it (nothing written), runs it again
+(background process, progress), saves,
 tries the other-geometry segmentation (an error line; the saved file is untouched), paints one
 stroke of "Fibula trabecular" with trame-slicer's Paint effect, re-applies the soft-tissue split,
 saves again, and then checks the files on disk: the earlier version kept, the seven segments with
@@ -169,9 +170,15 @@ def test_correct_in_the_browser(server, data_dir):
         _choose(page, "hr-scan", "leg.nrrd")
         page.click("#hr-open")
         _wait_message(page, "opened leg.nrrd")
+        cancel_enabled = ("document.querySelector('#hr-cancel') &&"
+                          " !document.querySelector('#hr-cancel').disabled")
+        page.click("#hr-segment")  # Cancel stops the run and changes nothing
+        page.wait_for_function(cancel_enabled, timeout=20_000)
+        page.click("#hr-cancel")
+        _wait_message(page, "cancelled", timeout_s=60)
+        assert not seg_file.exists()
         page.click("#hr-segment")
-        page.wait_for_function("document.querySelector('#hr-cancel') &&"
-                               " !document.querySelector('#hr-cancel').disabled", timeout=20_000)
+        page.wait_for_function(cancel_enabled, timeout=20_000)
         text = _wait_message(page, "segmented leg.nrrd", timeout_s=240)
         assert "slice(s) to review" in text
         summary = page.inner_text("#hr-summary")
