@@ -14,6 +14,7 @@ demo: venv
 	$(PY) -m hrpqct demo --out demo-output
 
 test: venv
+	@scripts/setup-browser.sh || true
 	$(PY) -m pytest -q
 
 bench: venv

@@ -12,13 +12,14 @@ Everything testable lives below the widget, in the ``hrpqct`` core package and t
 ``hrpqct_slicer`` MRML bridge bundled with this extension.
 """
 
-from slicer.ScriptedLoadableModule import ScriptedLoadableModule
+import slicer
+from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleTest
 
 GUI_STATUS = "not built yet"
 
 
 class HRpQCTClassify(ScriptedLoadableModule):
-    """Module description (title, category, help); no widget, logic or test classes yet."""
+    """Module description (title, category, help); no widget or logic class yet."""
 
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
@@ -43,3 +44,28 @@ class HRpQCTClassify(ScriptedLoadableModule):
             "DICOM PS3.16 / SNOMED CT codes, with sources in Resources/README.md of the "
             "extension."
         )
+
+
+#
+# HRpQCTClassifyTest
+#
+class HRpQCTClassifyTest(ScriptedLoadableModuleTest):
+    """Slicer's self-test: the classification step of :func:`hrpqct_slicer.selftest.run_selftest`
+    on a synthetic scan's features (skipped, with a message, until the classification logic
+    ``hrpqct_slicer.classify_logic`` is installed)."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_HRpQCTClassify_selftest()
+
+    def test_HRpQCTClassify_selftest(self):
+        from hrpqct_slicer.selftest import run_selftest
+
+        result = run_selftest(slicer.mrmlScene, slicer.modules.segmentations.logic(),
+                              steps=("classify",), say=self.delayDisplay)
+        for step, why in result.skipped.items():
+            self.delayDisplay(f"{step} skipped: {why}")
+        self.assertTrue(result.done or result.skipped)

@@ -27,6 +27,7 @@ import slicer
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
@@ -484,3 +485,31 @@ class HRpQCTRadiomicsLogic(ScriptedLoadableModuleLogic):
                                      assume_unit=self.getParameters().assume_unit)
         self.lastResults = results
         return results.table
+
+
+#
+# HRpQCTRadiomicsTest
+#
+class HRpQCTRadiomicsTest(ScriptedLoadableModuleTest):
+    """Slicer's self-test ("Reload and Test", the SelfTests module, the ExtensionsIndex CI):
+    PyRadiomics features of one region and slice of a small synthetic scan, from its exact seven-region segmentation, through the background worker. The same function (:func:`hrpqct_slicer.selftest.run_selftest`) runs in the
+    project's test suite on slicer-core."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_HRpQCTRadiomics_selftest()
+
+    def test_HRpQCTRadiomics_selftest(self):
+        from hrpqct_slicer.selftest import SELFTEST_STEPS, run_selftest  # noqa: F401
+
+        HRpQCTRadiomicsLogic().ensureDependencies(("core", "radiomics"))
+        result = run_selftest(slicer.mrmlScene, slicer.modules.segmentations.logic(),
+                              steps=("radiomics",), say=self.delayDisplay)
+        for step, text in result.done.items():
+            self.delayDisplay(f"{step}: {text}")
+        for step, why in result.skipped.items():
+            self.delayDisplay(f"{step} skipped: {why}")
+        self.assertTrue(result.done)

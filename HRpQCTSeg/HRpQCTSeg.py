@@ -31,6 +31,7 @@ import slicer
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
@@ -662,3 +663,31 @@ class HRpQCTSegLogic(ScriptedLoadableModuleLogic):
                                    volumeNode, folder, caseId, subject_id=subjectId,
                                    annotator=annotator,
                                    assume_unit=self.getParameters().assume_unit)
+
+
+#
+# HRpQCTSegTest
+#
+class HRpQCTSegTest(ScriptedLoadableModuleTest):
+    """Slicer's self-test ("Reload and Test", the SelfTests module, the ExtensionsIndex CI):
+    the whole extension's logic on a small synthetic scan: segment (bundled demo model, background process) -> correct a slice programmatically -> refine -> radiomics -> classify (when the classification logic is installed). The same function (:func:`hrpqct_slicer.selftest.run_selftest`) runs in the
+    project's test suite on slicer-core."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_HRpQCTSeg_selftest()
+
+    def test_HRpQCTSeg_selftest(self):
+        from hrpqct_slicer.selftest import SELFTEST_STEPS, run_selftest  # noqa: F401
+
+        HRpQCTSegLogic().ensureDependencies(("core", "seg", "radiomics"))
+        result = run_selftest(slicer.mrmlScene, slicer.modules.segmentations.logic(),
+                              steps=SELFTEST_STEPS, say=self.delayDisplay)
+        for step, text in result.done.items():
+            self.delayDisplay(f"{step}: {text}")
+        for step, why in result.skipped.items():
+            self.delayDisplay(f"{step} skipped: {why}")
+        self.assertTrue(result.done)

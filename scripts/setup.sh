@@ -38,13 +38,16 @@ pipi "${C[@]}" numpy versioneer "torch==2.13.0"
 # PyRadiomics ships only an sdist for Python >= 3.10 and needs numpy at build time.
 pipi "${C[@]}" --no-build-isolation "pyradiomics==3.0.1"
 pipi "${C[@]}" -e ".[all,dev]"
+# trame-slicer's displayable managers: the wheel declares slicer-core==5.11.*, but it runs on the
+# locked slicer-core (checked by the import below and the browser test), hence --no-deps.
+pipi "${C[@]}" --no-deps slicer-layer-dm
 
 # Fail loudly if the compiled parts of PyRadiomics or the other native stacks do not import.
 "$py" - <<'PY'
 import importlib, sys
 bad = []
 for mod in ["radiomics._cmatrices", "radiomics._cshape", "torch", "transformers", "SimpleITK",
-            "itk", "slicer", "xgboost", "sklearn", "skimage", "numba", "hrpqct"]:
+            "itk", "slicer", "trame_slicer.core", "xgboost", "sklearn", "skimage", "numba", "hrpqct"]:
     try:
         importlib.import_module(mod)
     except Exception as exc:  # noqa: BLE001

@@ -388,6 +388,26 @@ class _LogicBase:
         self.moduleName = type(self).__name__[:-len("Logic")]
 
 
+class _TestBase:
+    """Slicer's ScriptedLoadableModuleTest: a unittest.TestCase whose delayDisplay shows a
+    message (here: records it)."""
+
+    def __init__(self):
+        import unittest
+
+        self._case = unittest.TestCase()
+        self.messages = []
+
+    def delayDisplay(self, message, requestedDelay=None, msec=None):
+        self.messages.append(message)
+
+    def assertTrue(self, value, msg=None):
+        self._case.assertTrue(value, msg)
+
+    def assertIn(self, a, b, msg=None):
+        self._case.assertIn(a, b, msg)
+
+
 class _Parent(_Obj):
     _internal = ("isEntered",)
 
@@ -417,6 +437,7 @@ def fake_slicer(monkeypatch):
     slm.ScriptedLoadableModule = _ModuleBase
     slm.ScriptedLoadableModuleWidget = _WidgetBase
     slm.ScriptedLoadableModuleLogic = _LogicBase
+    slm.ScriptedLoadableModuleTest = _TestBase
     monkeypatch.setitem(sys.modules, "qt", qt)
     monkeypatch.setitem(sys.modules, "ctk", ctk)
     monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", slm)
@@ -746,3 +767,39 @@ def test_radiomics_logic_from_the_python_console(fake_slicer, case, tmp_path):
                                       reference=node, table="model")
     with pytest.raises(Exception, match="seven regions"):
         logic.compute(node, five)
+
+
+def _tiny_volume():
+    from hrpqct.volume import Volume
+
+    return Volume(np.zeros((2, 3, 4), np.int16), spacing=(1.0, 1.0, 1.0), unit="HU")
+
+
+# --- <Module>Test classes (Slicer's self-test) ---------------------------------------------------
+@pytest.mark.parametrize("name, steps", [("HRpQCTSeg", ("segment", "correct", "refine",
+                                                        "radiomics", "classify")),
+                                         ("HRpQCTRadiomics", ("radiomics",)),
+                                         ("HRpQCTClassify", ("classify",))])
+def test_module_test_class_runs_the_selftest(name, steps, fake_slicer, monkeypatch):
+    # the Test classes hand Slicer's scene and Segmentations logic to hrpqct_slicer.selftest
+    # (run for real in test_slicer_selftest.py) and show its messages
+    from hrpqct_slicer import selftest
+
+    module = _load(name)
+    seg_logic = B.segmentations_logic(fake_slicer.scene)
+    slicer.modules.segmentations = types.SimpleNamespace(logic=lambda: seg_logic)
+    calls = []
+
+    def fake_run(scene, logic, *, steps, say, **kw):
+        calls.append((scene, logic, tuple(steps)))
+        say("ran")
+        return selftest.SelfTestResult(done={s: "ok" for s in steps})
+
+    monkeypatch.setattr(selftest, "run_selftest", fake_run)
+    B.volume_to_node(fake_slicer.scene, _tiny_volume(), name="old")  # cleared by setUp
+    test = getattr(module, f"{name}Test")()
+    test.runTest()
+    assert fake_slicer.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == 0  # setUp
+    assert calls == [(fake_slicer.scene, seg_logic, steps)]
+    assert "ran" in test.messages and any(m.endswith(": ok") for m in test.messages) \
+        or name == "HRpQCTClassify"

@@ -22,6 +22,8 @@ from .seg import commands_refine as _seg_refine_commands  # noqa: F401,E402  ref
 from .seg import commands_train as _seg_train_commands  # noqa: F401,E402  train-seg, eval-seg
 from .radiomics import commands as _radiomics_commands  # noqa: F401,E402  radiomics, cohort
 from .classify import commands as _classify_commands  # noqa: F401,E402  classify ...
+# the browser app lives next to the core (it needs slicer-core); its module imports only typer
+from hrpqct_web import commands as _web_commands  # noqa: F401,E402  serve
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,8 +32,17 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="hrpqct")  # standalone: typer formats usage errors and exits
     except HRpQCTError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(130 if isinstance(exc, Cancelled) else 2)
+    except OSError as exc:  # a file-system failure no writer turned into an OutputError
+        if getattr(exc, "filename", None) is None and getattr(exc, "errno", None) is None:
+            raise
+        from .io.outputs import describe_os_error
+
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {where}{describe_os_error(exc)}",
+                                   highlight=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,10 @@ def run_demo(out: Path, console: Console | None = None, radiomics: bool = True,
     from .seg.evaluate import table_markdown
     from .viz import save_comparison
 
+    from .io.outputs import prepare_folder
+
     console = console or Console()
+    prepare_folder(out)  # a read-only or full disk fails now, not after two minutes
     files: dict[str, Path] = {}
     d = DEMO_SCAN
     with cli_progress(f"1/4 synthetic scan (seed {d.seed})", d.n_slices) as cb:
@@ -96,10 +99,15 @@ def run_demo(out: Path, console: Console | None = None, radiomics: bool = True,
     files["segmentation"] = out / "segmentation" / "demo.seg.nrrd"
 
     table = _accuracy(labels7.array, ph.labels7.array)
+    from .io.atomic import atomic_path
+
     acc_csv = out / "accuracy.csv"
-    table.to_csv(acc_csv, index=False)
-    (out / "accuracy.md").write_text(table_markdown(
-        table, f"Demo: seven regions vs the phantom's ground truth ({d.n_slices} slices)"), encoding="utf-8")
+    with atomic_path(acc_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(out / "accuracy.md") as tmp:
+        tmp.write_text(table_markdown(
+            table, f"Demo: seven regions vs the phantom's ground truth ({d.n_slices} slices)"),
+            encoding="utf-8")
     files["accuracy"] = out / "accuracy.md"
     t = Table(title="3/4 accuracy against the ground truth (mean over slices)")
     for col in ("region", "F1 (%)", "IoU (%)"):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["HRpQCTError", "InputError", "GeometryError", "CalibrationError", "ModelError", "Cancelled"]
+__all__ = [
+    "HRpQCTError", "InputError", "GeometryError", "CalibrationError", "ModelError", "OutputError",
+    "Cancelled",
+]
 
 
 class HRpQCTError(Exception):
@@ -23,6 +26,12 @@ class CalibrationError(InputError):
 
 class ModelError(HRpQCTError):
     """A model folder that is missing, incomplete, or not in a safe format."""
+
+
+class OutputError(InputError):
+    """A result that cannot be written where asked (existing file or folder in the way, an input
+    that would be overwritten, read-only file system, full disk, a write that came out incomplete).
+    The message names the path and the problem; nothing already on disk was replaced."""
 
 
 class Cancelled(HRpQCTError):

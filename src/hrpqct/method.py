@@ -29,6 +29,8 @@ __all__ = [
     "RADIOMICS",
     "SELECTION",
     "CLASSIFICATION",
+    "Statistics",
+    "STATISTICS",
     "as_dict",
 ]
 
@@ -209,6 +211,27 @@ class Classification:
     extra: dict = field(default_factory=dict, compare=False)
 
 
+@dataclass(frozen=True)
+class Statistics:
+    """Statistics and report of a classification study (docs/statistics.md).
+
+    The confidence level, the number of bootstrap resamples and the Hosmer-Lemeshow group count
+    are ``Classification.ci_level`` / ``n_bootstrap`` / ``hosmer_lemeshow_groups``.
+    """
+
+    # (not in the paper) a bootstrap resamples patients (all rows of a patient together),
+    # stratified by class, and reports the percentile interval
+    bootstrap_grouped: bool = True
+    bootstrap_stratified: bool = True
+    calibration_bins: int = 10  # calibration curve: quantile bins of the predicted probability
+    # decision-curve thresholds: start, stop (inclusive), step
+    decision_thresholds: tuple[float, float, float] = (0.01, 0.99, 0.01)
+    # Table IV: features z-scored (training mean / SD) before the logistic fit, so beta and OR
+    # are per standard deviation (not in the paper, which does not say)
+    logistic_standardize: bool = True
+    default_threshold: float = 0.5  # a binary model without a Youden threshold
+
+
 SCAN = Scan()
 PREPROCESSING = Preprocessing()
 MODEL = Model()
@@ -218,6 +241,7 @@ SOFT_TISSUE = SoftTissue()
 RADIOMICS = Radiomics()
 SELECTION = Selection()
 CLASSIFICATION = Classification()
+STATISTICS = Statistics()
 
 
 def as_dict(obj) -> dict:

@@ -94,11 +94,14 @@ def _figure():
 
 
 def _save(fig, path: Path, dpi: int) -> Path:
+    from .io.atomic import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    fig.clf()
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        fig.clf()
     return path
 
 

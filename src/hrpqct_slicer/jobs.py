@@ -165,6 +165,32 @@ def child_environment(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
     return env
 
 
+_SYSTEM = os.name  # the platform kill_process_tree acts for (tests set "nt")
+
+
+def _run_quietly(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, timeout=60,
+                          creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+
+
+def kill_process_tree(pid: int, *, force: bool = False,
+                      run: Optional[Callable[[list[str]], object]] = None) -> None:
+    """Stop process ``pid`` and every process it started.
+
+    POSIX: the worker is started in its own session, so SIGTERM (SIGKILL when ``force``) goes to
+    its whole process group. Windows: ``PythonSlicer.exe`` is a launcher
+    that starts the real Python as a child, so ending the launcher alone left the worker
+    running; ``taskkill /PID pid /T /F`` ends the tree (``/F``: windowless console processes
+    ignore a polite close request, so there is no graceful step to wait for)."""
+    try:
+        if _SYSTEM == "nt":
+            (run or _run_quietly)(["taskkill", "/PID", str(pid), "/T", "/F"])
+        else:
+            os.killpg(pid, signal.SIGKILL if force else signal.SIGTERM)
+    except (ProcessLookupError, PermissionError, OSError, subprocess.SubprocessError):
+        pass
+
+
 ArgvFactory = Callable[[Path, Path], Sequence[str]]
 
 
@@ -262,11 +288,11 @@ class BackgroundJob:
             self._finish("cancelled", "cancelled before it started", None)
             return self.status
         if self._proc.poll() is None:
-            self._signal(signal.SIGTERM if os.name != "nt" else None)
+            self._signal()
             try:
                 self._proc.wait(self.terminate_timeout_s)
             except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL if os.name != "nt" else None, kill=True)
+                self._signal(kill=True)
                 self._proc.wait()
         return self.poll()
 
@@ -304,14 +330,8 @@ class BackgroundJob:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
     # --- internals -----------------------------------------------------------------------------
-    def _signal(self, sig, kill: bool = False) -> None:
-        try:
-            if os.name == "nt":
-                self._proc.kill() if kill else self._proc.terminate()
-            else:
-                os.killpg(self._proc.pid, sig)
-        except (ProcessLookupError, PermissionError, OSError):
-            pass
+    def _signal(self, kill: bool = False) -> None:
+        kill_process_tree(self._proc.pid, force=kill)
 
     def _read_progress(self) -> None:
         events, self._offset = read_progress(self.progress_file, self._offset)

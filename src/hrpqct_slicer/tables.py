@@ -81,7 +81,7 @@ def dataframe_to_table_node(
     for col, key in zip(columns, df.columns):
         table.AddColumn(_column_array(col, df[key]))
     node.SetAndObserveTable(table)
-    node.SetUseColumnNameAsColumnHeader(True)
+    node.SetUseColumnTitleAsColumnHeader(True)  # the ...ColumnName... form is deprecated (5.10+)
     dtypes = {c: str(df[k].dtype) for c, k in zip(columns, df.columns)}
     node.SetAttribute(DTYPES_ATTRIBUTE, json.dumps(dtypes))
     index = {"columns": index_names, "names": original_names}

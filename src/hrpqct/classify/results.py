@@ -106,6 +106,8 @@ class StudyResult:
     notes: list[str] = field(default_factory=list)  # e.g. dropped rows and why
     comparisons: list[tuple[str, str]] = field(default_factory=list)  # model pairs for DeLong tests
     oracle: ModelResult | None = None  # synthetic cohorts: the latent health score on the test set
+    # the data are synthetic (phantom cohort): the report then says the models are not clinical
+    synthetic: bool = False
 
     def model(self, name: str) -> ModelResult:
         for m in self.models:

@@ -265,9 +265,31 @@ def write_itk(volume: Volume, path: str | os.PathLike, compress: bool = True) ->
     image.SetDirection(volume.direction)
     for key, value in _unit_to_meta(volume, suffix).items():
         image.SetMetaData(key, value)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, expect={"shape_xyz": list(image.GetSize())}) as tmp:
         try:
             sitk.WriteImage(image, str(tmp), useCompression=compress and suffix != ".nii")
         except RuntimeError as exc:
-            raise InputError(f"{path}: cannot write ({_sitk_message(exc)})") from None
+            raise _write_error(path, exc) from None
     return path
+
+
+def _write_error(path: Path, exc: RuntimeError):
+    """One line for an ITK write failure; names a full disk or read-only folder when that is it."""
+    import shutil
+
+    from ..errors import OutputError
+    from .outputs import MIN_FREE_BYTES
+
+    text = str(exc)
+    lowered = text.lower()
+    try:
+        full = shutil.disk_usage(path.parent).free < MIN_FREE_BYTES
+    except OSError:
+        full = False
+    if full or "no space left" in lowered:
+        return OutputError(f"{path}: cannot write: the disk is full (no space left on device)")
+    if "read-only" in lowered:
+        return OutputError(f"{path}: cannot write: read-only file system")
+    if not os.access(path.parent, os.W_OK):
+        return OutputError(f"{path}: cannot write: permission denied")
+    return OutputError(f"{path}: cannot write ({_sitk_message(exc)})")

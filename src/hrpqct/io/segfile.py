@@ -149,7 +149,7 @@ def write_segmentation(
     if not path.name.lower().endswith(".seg.nrrd"):
         raise InputError(f"{path}: a Slicer segmentation file must end with .seg.nrrd")
     seg = segmentation_dict(labels, table)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, expect={"shape_xyz": list(seg["voxels"].shape)}) as tmp:
         slicerio.write_segmentation(str(tmp), seg, compression_level=compression_level)
     return path
 

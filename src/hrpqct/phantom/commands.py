@@ -43,6 +43,9 @@ def phantom_cmd(
     from .files import write_phantom
     from .scan import generate
 
+    from ..io.outputs import prepare_folder
+
+    prepare_folder(out)  # before rendering: a read-only or full disk fails now
     grid = _grid(size, slices, spacing)
     anat = Anatomy(seed=seed, side=side, motion=motion, cast=cast)
     with cli_progress("Rendering slices", slices) as cb:
@@ -70,13 +73,14 @@ def phantom_cohort_cmd(
 
     Writes subjects.csv, manifest.csv (input of `hrpqct cohort`), cohort.json and scans/<id>/.
     """
+    from ..io.outputs import prepare_folder
     from .cohort import make_subjects
-    from .files import write_cohort
+    from .files import _csv_atomic, write_cohort
 
+    prepare_folder(out)
     if table_only:
-        out.mkdir(parents=True, exist_ok=True)
         df = make_subjects(subjects, seed=seed)
-        df.to_csv(out / "subjects.csv", index=False)
+        _csv_atomic(df, out / "subjects.csv")
         _console.print(f"[green]wrote[/] {out / 'subjects.csv'} ({len(df)} subjects, "
                        f"{df.osteoporosis.mean():.0%} osteoporosis)")
         return

@@ -33,9 +33,21 @@ _DONE = ".complete"
 
 
 def _json_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    _text_atomic(json.dumps(obj, indent=2, default=str), path)
+
+
+def _text_atomic(text: str, path: Path) -> None:
+    from ..io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _csv_atomic(frame: pd.DataFrame, path: Path) -> None:
+    from ..io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
 
 
 def write_phantom(ph: Phantom, out: str | os.PathLike, overview: bool = True) -> dict[str, Path]:
@@ -59,7 +71,7 @@ def write_phantom(ph: Phantom, out: str | os.PathLike, overview: bool = True) ->
                       title=f"synthetic HR-pQCT, seed {ph.anatomy.seed}, slice {k}")
     else:
         paths.pop("overview")
-    (out / _DONE).write_text("ok\n", encoding="utf-8")
+    _text_atomic("ok\n", out / _DONE)
     return paths
 
 
@@ -81,8 +93,7 @@ def write_cohort(out: str | os.PathLike, n_subjects: int, grid: Grid, seed: int 
     out = Path(out)
     (out / "scans").mkdir(parents=True, exist_ok=True)
     subjects = make_subjects(n_subjects, seed=seed)
-    subjects.to_csv(out / ".subjects.csv.tmp", index=False)
-    os.replace(out / ".subjects.csv.tmp", out / "subjects.csv")
+    _csv_atomic(subjects, out / "subjects.csv")
     _json_atomic({"n_subjects": n_subjects, "seed": seed, "grid": asdict(grid)}, out / "cohort.json")
 
     rel = {sid: Path("scans") / sid for sid in subjects.subject_id}
@@ -90,8 +101,7 @@ def write_cohort(out: str | os.PathLike, n_subjects: int, grid: Grid, seed: int 
     manifest.insert(1, "scan", [str(rel[s] / PHANTOM_FILES["image"]) for s in subjects.subject_id])
     manifest.insert(2, "segmentation", [str(rel[s] / PHANTOM_FILES["labels7"]) for s in subjects.subject_id])
     manifest.insert(3, "segmentation5", [str(rel[s] / PHANTOM_FILES["labels5"]) for s in subjects.subject_id])
-    manifest.to_csv(out / f".{MANIFEST}.tmp", index=False)
-    os.replace(out / f".{MANIFEST}.tmp", out / MANIFEST)
+    _csv_atomic(manifest, out / MANIFEST)
 
     todo = [r for r in subjects.to_dict("records") if not (out / rel[r["subject_id"]] / _DONE).exists()]
     done = n_subjects - len(todo)

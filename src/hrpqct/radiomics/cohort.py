@@ -47,7 +47,7 @@ from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
-from ..errors import Cancelled, InputError
+from ..errors import Cancelled, InputError, OutputError
 from ..method import RADIOMICS, Radiomics
 from ..progress import ProgressCallback
 from .masks import parse_regions
@@ -147,6 +147,8 @@ def process_scan(job: dict) -> dict:
             err_file.unlink()
         return {"scan_id": scan_id, "status": "ok", "rows": len(table),
                 "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
+    except OutputError:  # a full disk or read-only folder stops the run: every scan would fail
+        raise
     except Exception as exc:  # one bad scan must not stop the cohort
         record = {
             "scan_id": scan_id, "subject_id": job["subject_id"], "scan": job["scan"],
@@ -178,6 +180,8 @@ def _run_processes(jobs, workers, on_done):
             job = futures[fut]
             try:
                 res = fut.result()
+            except OutputError:
+                raise
             except Exception as exc:  # the worker process itself died (killed, out of memory)
                 res = _worker_died(job, exc)
             on_done(res)
@@ -212,6 +216,8 @@ def _run_dask(jobs, workers, scheduler, on_done):
             for fut in as_completed(futures):
                 try:
                     res = fut.result()
+                except OutputError:
+                    raise
                 except Exception as exc:  # the worker died or the cluster lost it
                     res = _worker_died(by_key[fut.key], exc)
                 on_done(res)
@@ -269,11 +275,9 @@ def _check_run_record(out: Path, record: dict) -> None:
 
 
 def _clean_temporaries(folder: Path) -> None:
-    for p in folder.glob(".*.tmp-*"):
-        try:
-            p.unlink()
-        except OSError:
-            pass
+    from ..io.outputs import clean_temporaries
+
+    clean_temporaries(folder)  # only those whose writer is gone (a killed run)
 
 
 def collect(out_dir: str | os.PathLike, manifest: pd.DataFrame,

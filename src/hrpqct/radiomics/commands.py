@@ -43,12 +43,14 @@ def radiomics(
     from .presets import load_preset
     from .tables import write_scan_features
 
+    from ..io.outputs import prepare_file, refuse_inputs
+
     p = load_preset(preset)
     names = parse_regions(regions)
-    if out.suffix.lower() not in (".parquet", ".csv"):
-        from ..errors import InputError
-
-        raise InputError(f"{out}: choose a .parquet or .csv output file")
+    # before any work: the output file's folder must be writable and no output an input
+    prepare_file(out, suffixes=(".parquet", ".csv"))
+    refuse_inputs([out, out.with_name(f"{out.stem}.patient{out.suffix}")], [scan, seg],
+                  hint="choose another --out file")
     image, labels = read_pair(scan, seg, unit="HU")
     zs = _parse_slices(slices, image.shape[0])
     n = 1 if p.ndim == 3 else len(zs if zs is not None else range(image.shape[0]))
@@ -92,10 +94,12 @@ def cohort(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Radiomics of every scan in a manifest: scans/*.parquet, patients.parquet, errors.csv."""
+    from ..io.outputs import prepare_folder
     from ..progress import cli_progress
     from .cohort import read_manifest, run_cohort
 
     man = read_manifest(manifest)
+    prepare_folder(out)
     with cli_progress("cohort", total=len(man), enabled=not quiet) as cb:
         res = run_cohort(man, out, preset=preset, regions=regions, workers=workers,
                          scheduler=scheduler, stats=_stats(stats), progress=cb)

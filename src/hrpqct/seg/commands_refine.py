@@ -83,6 +83,7 @@ def refine_cmd(
     <name>_regions.csv, <name>_slices.csv and <name>_scan.csv (areas, volumes, HU, fat fraction).
     """
     from ..io import read_pair, write_labelmap, write_segmentation
+    from ..io.outputs import keep_previous, prepare_folder, refuse_inputs
     from .refine import detect_kind, refine, to_model_classes
     from .summary import summarize, write_summary
 
@@ -90,6 +91,11 @@ def refine_cmd(
         raise InputError(f"--only must be 'split' or 'topology', got {only!r}")
     if input_kind not in ("auto", "regions", "model"):
         raise InputError(f"--input-kind must be auto, regions or model, got {input_kind!r}")
+    stem = name or f"{output_stem(seg)}_refined"
+    # before any work: the output folder must be writable, and no output may be an input
+    # (--out = the scan's folder with --name = the scan's stem would overwrite the scan)
+    prepare_folder(out)
+    refuse_inputs(refine_outputs(out, stem), [seg, image])
     table, kind = segmentation_table(seg)
     if input_kind != "auto":
         kind = input_kind
@@ -109,8 +115,8 @@ def refine_cmd(
     seven = not (only == "topology" and kind == "model")
     out_table = REGIONS if seven else MODEL_CLASSES
     out.mkdir(parents=True, exist_ok=True)
-    stem = name or f"{output_stem(seg)}_refined"
     result = lab.with_array(out_arr, unit="label", label_map="regions7" if seven else "model5")
+    previous = keep_previous(out / f"{stem}.seg.nrrd")
     written = [write_segmentation(result, out / f"{stem}.seg.nrrd", table=out_table),
                write_labelmap(result, out / f"{stem}.nrrd", table=out_table)]
     summary = None
@@ -138,5 +144,13 @@ def refine_cmd(
     if summary is not None and "fat_fraction" in summary.scan:
         _console.print(f"fat fraction AT/(MT+AT) {summary.scan['fat_fraction']:.3f}; "
                        f"muscle density {summary.scan['muscle_density_hu']:.1f} HU")
+    if previous is not None:
+        _console.print(f"[yellow]note:[/] the previous segmentation is kept as {previous}")
     for p in written:
         _console.print(f"  [green]wrote[/] {p}")
+
+
+def refine_outputs(out: Path, stem: str) -> list[Path]:
+    """Every file ``hrpqct refine`` may write into ``out`` for ``stem``."""
+    return [Path(out) / f"{stem}{n}" for n in
+            (".seg.nrrd", ".nrrd", "_regions.csv", "_slices.csv", "_scan.csv")]

@@ -57,7 +57,15 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
             return json_progress(progress_json, key, label, total)
         return cli_progress(label, total, enabled=not quiet)
 
-    loaded = load_model(resolve_model(model))  # fails early, before reading a large scan
+    from ..io.outputs import keep_previous, prepare_folder, refuse_inputs
+
+    stem = name or _stem(scan)
+    # the output location is checked before any work: a read-only folder, a file named like
+    # the folder, a full disk or an output that is the scan itself fail now, not after inference
+    model_dir = resolve_model(model)  # a missing model fails first, before anything is created
+    prepare_folder(out, need_bytes=_needed_bytes(scan))
+    refuse_inputs(output_paths(out, stem), [scan])
+    loaded = load_model(model_dir)  # fails early, before reading a large scan
     with stage("read", "Reading", None) as cb:
         image = read_scan(scan, unit="HU", progress=cb)
     with stage("segment", f"Segmenting ({device})", image.shape[0]) as cb:
@@ -77,7 +85,6 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     summary = summarize(labels7, image.array, image.spacing, calibration=image.calibration)
 
     out.mkdir(parents=True, exist_ok=True)
-    stem = name or _stem(scan)
     if progress_json is not None:
         with json_progress(progress_json, "write", "Writing files", None):
             pass  # one line: the last step has started
@@ -85,6 +92,7 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     # the scan is no longer needed: free it before the writers copy the label volume (a full
     # scan: 1.7 GB), so the whole job stays under 4 GB (bench/bench_seg_memory.py --command)
     del image
+    previous = keep_previous(out / f"{stem}.seg.nrrd")  # perhaps edited by hand: never lost
     written = [
         write_segmentation(vol7, out / f"{stem}.seg.nrrd", table=REGIONS),
         write_labelmap(vol7, out / f"{stem}_labels.nrrd", table=REGIONS),
@@ -93,7 +101,22 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     written += write_summary(summary, out, stem)
     written += pictures
     return {"result": result, "labels7": vol7, "summary": summary, "written": written,
-            "model": loaded}
+            "model": loaded, "previous": previous}
+
+
+def output_paths(out: Path, stem: str) -> list[Path]:
+    """Every file :func:`segment_scan` may write into ``out`` for ``stem``."""
+    names = [".seg.nrrd", "_labels.nrrd", "_confidence.csv", "_regions.csv", "_slices.csv",
+             "_scan.csv", "_overlay.png", "_overlay_least_confident.png", "_confidence.png"]
+    return [Path(out) / f"{stem}{n}" for n in names]
+
+
+def _needed_bytes(scan: Path) -> int:
+    """A rough lower bound of the space the outputs of ``scan`` need (compressed label maps)."""
+    try:
+        return int(Path(scan).stat().st_size * 0.1) if Path(scan).is_file() else 0
+    except OSError:
+        return 0
 
 
 @contextmanager
@@ -207,5 +230,7 @@ def segment_cmd(
     _console.print(t)
     worst = ", ".join(str(int(k)) for k in r.least_confident(5))
     _console.print(f"least confident slices (review first): {worst}")
+    if res.get("previous") is not None:
+        _console.print(f"[yellow]note:[/] the previous segmentation is kept as {res['previous']}")
     for p in res["written"]:
         _console.print(f"  [green]wrote[/] {p}")

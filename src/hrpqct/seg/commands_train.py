@@ -161,7 +161,10 @@ def eval_seg_cmd(
     from .evaluate import evaluate_cases, table_markdown, write_evaluation
     from .model import load_model
 
+    from ..io.outputs import prepare_folder
+
     _quiet_transformers()
+    prepare_folder(out)  # before segmenting every test scan
     cases = []
     for d in data or []:
         cases += read_cases(d)

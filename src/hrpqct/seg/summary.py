@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import GeometryError, InputError
+from ..io.atomic import atomic_path
 from ..regions import REGIONS, Region
 from ..volume import Calibration
 
@@ -165,13 +166,8 @@ def write_summary(summary: Summary, folder: str | os.PathLike, stem: str) -> lis
     written = []
     for name, df in (("regions", summary.regions), ("slices", summary.slices), ("scan", scan_df)):
         target = folder / f"{stem}_{name}.csv"
-        tmp = folder / f".{target.name}.tmp-{os.getpid()}"
-        try:
+        with atomic_path(target) as tmp:
             df.to_csv(tmp, index=False, float_format="%.6g")
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         written.append(target)
     return written
 
