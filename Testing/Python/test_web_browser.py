@@ -7,9 +7,10 @@ nothing changes), opens the scan, starts the segmentation and cancels it (nothin
 (background process, progress), saves,
 tries the other-geometry segmentation (an error line; the saved file is untouched), paints one
 stroke of "Fibula trabecular" with trame-slicer's Paint effect, re-applies the soft-tissue split,
-saves again, and then checks the files on disk: the earlier version kept, the seven segments with
-their names and colours, and exactly the stroke's voxels (as the page reported them) turned into
-fibula trabecular bone.
+saves again, runs "Radiomics + classify" on one slice (the region features, the bundled demo
+classifier's prediction table with its warning, the probability plot), and then checks the files
+on disk: the earlier version kept, the seven segments with their names and colours, and exactly
+the stroke's voxels (as the page reported them) turned into fibula trabecular bone.
 
 Needs Debian's ``chromium`` (Playwright drives it; no browser is downloaded) and an OpenGL
 context (Mesa software rendering: ``libosmesa6``); ``scripts/setup-browser.sh``, run by ``make
@@ -239,6 +240,24 @@ def test_correct_in_the_browser(server, data_dir):
         shot = os.environ.get("HRPQCT_WEB_SCREENSHOT")
         if shot:
             page.screenshot(path=shot)
+
+        # radiomics + classify of the corrected segmentation, one slice (the bundled demo
+        # classifier): the tables, the demo warning and the plot
+        page.fill("#hr-an-slices", "0")
+        page.click("#hr-analyse")
+        page.wait_for_function("!document.querySelector('#hr-analysis-cancel').disabled",
+                               timeout=20_000)
+        page.wait_for_selector("#hr-prediction", timeout=420_000)
+        features = page.inner_text("#hr-features")
+        for code in ("TC", "TT", "FC", "FT", "MT", "AT"):
+            assert re.search(rf"^{code}\s", features, re.M), features
+        prediction = page.inner_text("#hr-prediction")
+        assert "patient level" in prediction and "region MT" in prediction
+        p_main = float(re.search(r"patient level[^\n]*?\s(0\.\d{3}|1\.000)\s", prediction).group(1))
+        assert 0.0 <= p_main <= 1.0
+        assert "osteoporosis" in prediction
+        assert "synthetic phantoms" in page.inner_text("#hr-demo-warning")
+        assert page.locator("#hr-prob-plot").get_attribute("src").startswith("data:image/png")
         browser.close()
 
     # on disk: the earlier version kept byte for byte, the new one with the stroke

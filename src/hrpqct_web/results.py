@@ -25,7 +25,7 @@ import pandas as pd
 from hrpqct.errors import InputError
 
 __all__ = ["KEY_FEATURES", "DEMO_WARNING", "AnalysisResult", "resolve_classifier",
-           "feature_summary", "prediction_rows", "probability_png"]
+           "feature_summary", "prediction_rows", "probability_png", "parse_clinical"]
 
 #: Columns of the per-scan table shown per region: (column, heading, decimals).
 KEY_FEATURES: tuple[tuple[str, str, int], ...] = (
@@ -39,6 +39,20 @@ KEY_FEATURES: tuple[tuple[str, str, int], ...] = (
 
 DEMO_WARNING = ("The bundled demo classifier has only seen synthetic phantoms: it is not a "
                 "clinical model and says nothing about a real patient.")
+
+
+def parse_clinical(text: str) -> dict[str, float]:
+    """``"age=70, bmi=24.5"`` -> ``{"age": 70.0, "bmi": 24.5}`` (commas or spaces between)."""
+    out: dict[str, float] = {}
+    for item in str(text or "").replace(",", " ").split():
+        k, sep, v = item.partition("=")
+        try:
+            if not sep or not k:
+                raise ValueError
+            out[k.strip()] = float(v)
+        except ValueError:
+            raise InputError(f"clinical values {item!r}: use NAME=NUMBER, e.g. age=70") from None
+    return out
 
 
 def resolve_classifier(spec: Optional[str | os.PathLike]) -> Path:
