@@ -161,3 +161,15 @@ def test_refusals(run, tmp_path):
         fresh.start_analysis()
     with pytest.raises(InputError, match="run the radiomics first"):
         fresh.classify()
+
+
+def test_serve_refuses_an_unknown_classifier(tmp_path):
+    from typer.testing import CliRunner
+
+    import hrpqct.cli  # noqa: F401  registers the commands
+    from hrpqct._cli import app
+
+    res = CliRunner().invoke(app, ["serve", "--data", str(tmp_path), "--classifier", "nope-xyz"])
+    assert res.exit_code != 0
+    assert "--classifier nope-xyz: neither a model folder nor a bundled classifier id" in \
+        str(res.exception) + res.output

@@ -68,6 +68,10 @@ def serve_cmd(
     data = data.expanduser().resolve()
     if not data.is_dir():
         raise InputError(f"--data {data}: no such folder")
+    if classifier is not None:
+        from .results import resolve_classifier
+
+        classifier = str(resolve_classifier(classifier))  # a wrong folder or id: now, not later
     ok, what = opengl_check()
     if not ok:
         raise InputError(f"no OpenGL for the views: {what}; {HOW_TO_INSTALL}")
@@ -90,9 +94,5 @@ def serve_cmd(
     shown = "localhost" if is_loopback(host) else host
     url = f"http://{shown}:{port}/" + (f"?secret={secret}" if secret else "")
     typer.echo(f"hrpqct serve: data {data}; open {url}  (Ctrl-C stops)")
-    if classifier is not None:
-        from .results import resolve_classifier
-
-        classifier = str(resolve_classifier(classifier))  # a wrong folder or id: now, not later
     serve(data, host=host, port=port, token=secret, model=model, device=device,
           classifier=classifier)

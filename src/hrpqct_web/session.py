@@ -555,8 +555,9 @@ class CorrectionSession:
         try:
             a.prediction = predict(model, a.slices, clinical=clinical, preset="paper")[0]
         except HRpQCTError as exc:
-            a.error = (f"the classifier {folder.name} does not fit these features: "
-                       f"{str(exc).splitlines()[0]}")
+            text = str(exc).splitlines()[0].replace("(e.g. --clinical age=70)",
+                                                    "in the Clinical field, e.g. age=70")
+            a.error = f"the classifier {folder.name} does not fit these features: {text}"
         return a
 
     def cancel_analysis(self):
