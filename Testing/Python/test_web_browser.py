@@ -3,12 +3,14 @@
 The server runs as a child process on 127.0.0.1 (a free port) on a folder holding a small
 synthetic scan (the demo phantom's anatomy on a 192 px x 2 slice grid), a file that is not a scan
 and a segmentation of another grid. Through the page the test: opens the non-scan (an error line,
-nothing changes), opens the scan, runs the segmentation (background process, progress), saves,
+nothing changes), opens the scan, starts the segmentation and cancels it (nothing written), runs it again
+(background process, progress), saves,
 tries the other-geometry segmentation (an error line; the saved file is untouched), paints one
 stroke of "Fibula trabecular" with trame-slicer's Paint effect, re-applies the soft-tissue split,
-saves again, and then checks the files on disk: the earlier version kept, the seven segments with
-their names and colours, and exactly the stroke's voxels (as the page reported them) turned into
-fibula trabecular bone.
+saves again, runs "Radiomics + classify" on one slice (the region features, the bundled demo
+classifier's prediction table with its warning, the probability plot), and then checks the files
+on disk: the earlier version kept, the seven segments with their names and colours, and exactly
+the stroke's voxels (as the page reported them) turned into fibula trabecular bone.
 
 Needs Debian's ``chromium`` (Playwright drives it; no browser is downloaded) and an OpenGL
 context (Mesa software rendering: ``libosmesa6``); ``scripts/setup-browser.sh``, run by ``make
@@ -169,9 +171,15 @@ def test_correct_in_the_browser(server, data_dir):
         _choose(page, "hr-scan", "leg.nrrd")
         page.click("#hr-open")
         _wait_message(page, "opened leg.nrrd")
+        cancel_enabled = ("document.querySelector('#hr-cancel') &&"
+                          " !document.querySelector('#hr-cancel').disabled")
+        page.click("#hr-segment")  # Cancel stops the run and changes nothing
+        page.wait_for_function(cancel_enabled, timeout=20_000)
+        page.click("#hr-cancel")
+        _wait_message(page, "cancelled", timeout_s=60)
+        assert not seg_file.exists()
         page.click("#hr-segment")
-        page.wait_for_function("document.querySelector('#hr-cancel') &&"
-                               " !document.querySelector('#hr-cancel').disabled", timeout=20_000)
+        page.wait_for_function(cancel_enabled, timeout=20_000)
         text = _wait_message(page, "segmented leg.nrrd", timeout_s=240)
         assert "slice(s) to review" in text
         summary = page.inner_text("#hr-summary")
@@ -232,6 +240,24 @@ def test_correct_in_the_browser(server, data_dir):
         shot = os.environ.get("HRPQCT_WEB_SCREENSHOT")
         if shot:
             page.screenshot(path=shot)
+
+        # radiomics + classify of the corrected segmentation, one slice (the bundled demo
+        # classifier): the tables, the demo warning and the plot
+        page.fill("#hr-an-slices", "0")
+        page.click("#hr-analyse")
+        page.wait_for_function("!document.querySelector('#hr-analysis-cancel').disabled",
+                               timeout=20_000)
+        page.wait_for_selector("#hr-prediction", timeout=420_000)
+        features = page.inner_text("#hr-features")
+        for code in ("TC", "TT", "FC", "FT", "MT", "AT"):
+            assert re.search(rf"^{code}\s", features, re.M), features
+        prediction = page.inner_text("#hr-prediction")
+        assert "patient level" in prediction and "region MT" in prediction
+        p_main = float(re.search(r"patient level[^\n]*?\s(0\.\d{3}|1\.000)\s", prediction).group(1))
+        assert 0.0 <= p_main <= 1.0
+        assert "osteoporosis" in prediction
+        assert "synthetic phantoms" in page.inner_text("#hr-demo-warning")
+        assert page.locator("#hr-prob-plot").get_attribute("src").startswith("data:image/png")
         browser.close()
 
     # on disk: the earlier version kept byte for byte, the new one with the stroke

@@ -4,7 +4,10 @@ Built on trame-slicer (Kitware), which serves 3D Slicer's own slice and 3D views
 editor effects from the ``slicer-core`` package to a web page. The app calls the same bridge
 (:mod:`hrpqct_slicer`) and core functions as the Slicer module.
 
-* :mod:`.session`: the work below the page (open, segment, refine, review, save, export), no UI;
+* :mod:`.session`: the work below the page (open, segment, refine, review, save, export,
+  radiomics + classify), no UI;
+* :mod:`.results`: the radiomics and classification results as the page shows them (tables,
+  probability plot);
 * :mod:`.app`: the trame page and its controls;
 * :mod:`.rendering`: the OpenGL check (Mesa software rendering on machines without a GPU);
 * :mod:`.commands`: the ``hrpqct serve`` command.

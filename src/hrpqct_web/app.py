@@ -4,7 +4,8 @@ Layout: a top bar (scan and segmentation pickers, Segment / Cancel with a progre
 panel (the seven regions with visibility, trame-slicer's segment editor effects: paint, erase,
 draw, scissors, islands, smoothing, threshold, logical operators; undo and redo), a right panel
 (re-apply the topology rules or the soft-tissue split, the "next slice to review" control, the
-region summary table, Save and Export) and the slice views plus a 3D view in the middle. Every
+region summary table, Save and Export, Radiomics + classify with the features per region, the
+prediction table and the probability plot) and the slice views plus a 3D view in the middle. Every
 action calls :class:`hrpqct_web.session.CorrectionSession`; errors appear as one line at the top
 of the page and change nothing on disk.
 
@@ -23,6 +24,8 @@ import numpy as np
 
 from hrpqct.errors import HRpQCTError
 from hrpqct.regions import REGIONS
+
+from .results import DEMO_WARNING, KEY_FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ class HRpQCTWebApp:
     """The trame application: build it, then ``app.server.start(...)`` (see :func:`serve`)."""
 
     def __init__(self, server=None, data_dir: str | Path = ".", *, model: Optional[str] = None,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", classifier: Optional[str] = None) -> None:
         from trame.app import get_server
         from trame_slicer import module as trame_slicer_module
         from trame_slicer.app.logic import SegmentEditorLogic
@@ -111,9 +114,10 @@ class HRpQCTWebApp:
         self.layout_manager.set_layout("Axial Primary")
         self.session = CorrectionSession(self.slicer_app.scene,
                                          self.slicer_app.segmentations_logic, data_dir,
-                                         model=model, device=device)
+                                         model=model, device=device, classifier=classifier)
         self._counts: dict[str, int] = {}
         self._watch: Optional[asyncio.Task] = None
+        self._watch_analysis: Optional[asyncio.Task] = None
         self._init_state()
         self._build_ui()
         attach_effect_views(self.slicer_app)
@@ -147,6 +151,21 @@ class HRpQCTWebApp:
         s.hr_case_id = ""
         s.hr_has_segmentation = False
         s.hr_refine_result = ""
+        # radiomics + classify
+        s.hr_analysing = False
+        s.hr_an_progress = 0
+        s.hr_an_text = ""
+        s.hr_an_slices = ""
+        s.hr_clinical = ""
+        s.hr_features = []
+        s.hr_feature_heads = [h for _, h, _ in KEY_FEATURES]
+        s.hr_prediction = []
+        s.hr_prob_plot = ""
+        s.hr_class_error = ""
+        s.hr_model_title = ""
+        s.hr_demo_model = False
+        s.hr_results_stale = False
+        s.hr_has_results = False
         # trame-slicer's panels expect these (ViewerLayoutState)
         s.is_drawer_visible = True
         s.active_tool = "SegmentEditorUI"
@@ -185,14 +204,15 @@ class HRpQCTWebApp:
                           v_model=("hr_scan",), density="compact", hide_details=True,
                           style="max-width: 260px;", classes="mx-2")
                 v.VBtn("Open", id="hr-open", click=self.on_open, variant="tonal",
-                       disabled=("hr_running",), classes="mx-1")
+                       disabled=("hr_running || hr_analysing",), classes="mx-1")
                 v.VSelect(id="hr-seg", label="Segmentation file", items=("hr_segs",),
                           v_model=("hr_seg",), density="compact", hide_details=True,
                           clearable=True, style="max-width: 240px;", classes="mx-2")
                 v.VBtn("Load", id="hr-load-seg", click=self.on_load_segmentation,
                        variant="tonal", disabled=("hr_running || !hr_open_name",), classes="mx-1")
                 v.VBtn("Segment", id="hr-segment", click=self.on_segment, color="primary",
-                       variant="flat", disabled=("hr_running || !hr_open_name",), classes="mx-1")
+                       variant="flat", disabled=("hr_running || hr_analysing || !hr_open_name",),
+                       classes="mx-1")
                 v.VBtn("Cancel", id="hr-cancel", click=self.on_cancel, color="warning",
                        variant="tonal", disabled=("!hr_running",), classes="mx-1")
                 with html.Div(style="width: 260px;", classes="mx-2"):
@@ -260,6 +280,7 @@ class HRpQCTWebApp:
                                  density="compact", hide_details=True, classes="mb-1")
                     v.VBtn("Export", id="hr-export", click=self.on_export, variant="tonal",
                            block=True, disabled=("!hr_has_segmentation || hr_running",))
+                    self._build_results_ui()
 
             with v.VMain():
                 with FlexContainer(fill_height=True):
@@ -269,6 +290,64 @@ class HRpQCTWebApp:
                              style="flex: 0 0 auto;")
                     with FlexContainer(row=True, style="flex: 1 1 auto; min-height: 0;"):
                         self.layout_manager.initialize_layout_grid(self.ui)
+
+    def _build_results_ui(self) -> None:
+        """Radiomics + classify: the button, its progress, the region summary of the features,
+        the prediction table and the probability plot (right panel, below Export)."""
+        from trame.widgets import html
+        from trame.widgets import vuetify3 as v
+        from trame_slicer.app.ui.flex_container import FlexContainer
+
+        html.Div("Radiomics + classify", classes="text-subtitle-2 mt-3")
+        with FlexContainer(row=True, classes="mb-1"):
+            v.VTextField(id="hr-an-slices", label="Slices (blank: all; e.g. 0:168:4)",
+                         v_model=("hr_an_slices",), density="compact", hide_details=True,
+                         classes="mr-1")
+            v.VTextField(id="hr-clinical", label="Clinical (age=70)", v_model=("hr_clinical",),
+                         density="compact", hide_details=True)
+        with FlexContainer(row=True, classes="mb-1"):
+            v.VBtn("Radiomics + classify", id="hr-analyse", click=self.on_analyse,
+                   color="primary", variant="flat", size="small", classes="mr-1",
+                   prepend_icon="mdi-chart-bar",
+                   disabled=("!hr_has_segmentation || hr_running || hr_analysing",))
+            v.VBtn("Cancel", id="hr-analysis-cancel", click=self.on_cancel_analysis,
+                   color="warning", variant="tonal", size="small", disabled=("!hr_analysing",))
+        v.VProgressLinear(id="hr-analysis-progress", model_value=("hr_an_progress",), height=12,
+                          color="green", rounded=True)
+        html.Div("{{ hr_an_text }}", id="hr-analysis-text", classes="text-caption mb-1")
+        with html.Div(v_if=("hr_has_results",), id="hr-results"):
+            html.Div("The results are of an earlier segmentation; run again after editing.",
+                     v_if=("hr_results_stale",), id="hr-results-stale",
+                     classes="text-caption text-warning")
+            html.Div("Features per region (mean over slices)", classes="text-caption")
+            with html.Table(id="hr-features", classes="hr-table mb-2",
+                            style="width: 100%; border-collapse: collapse;"):
+                with html.Tr():
+                    html.Th("region")
+                    html.Th("{{ h }}", v_for="h in hr_feature_heads", key="h")
+                with html.Tr(v_for="row in hr_features", key="row.region"):
+                    html.Td("{{ row.region }}")
+                    html.Td("{{ c }}", v_for="(c, i) in row.cells", key="i")
+            html.Div("Classifier: {{ hr_model_title }}", id="hr-model-title",
+                     classes="text-caption")
+            v.VAlert(id="hr-demo-warning", v_if=("hr_demo_model",), text=DEMO_WARNING,
+                     type="warning", density="compact", classes="my-1 text-caption")
+            v.VAlert(id="hr-class-error", v_if=("hr_class_error",), text=("hr_class_error",),
+                     type="error", density="compact", classes="my-1 text-caption")
+            with html.Table(id="hr-prediction", v_if=("hr_prediction.length",),
+                            classes="hr-table mb-1", style="width: 100%; border-collapse: collapse;"):
+                with html.Tr():
+                    for head in ("model", "slices", "P", "class", "threshold"):
+                        html.Th(head)
+                with html.Tr(v_for="row in hr_prediction", key="row.key",
+                             style=("row.key === 'patient' ? 'font-weight: bold' : ''",)):
+                    html.Td("{{ row.model }}")
+                    html.Td("{{ row.n_slices }}")
+                    html.Td("{{ row.probability }}")
+                    html.Td("{{ row.cls }}")
+                    html.Td("{{ row.threshold }}")
+            html.Img(id="hr-prob-plot", v_if=("hr_prob_plot",), src=("hr_prob_plot",),
+                     style="width: 100%; background: white;")
 
     # --- actions ---------------------------------------------------------------------------------
     def _refresh_lists(self) -> None:
@@ -336,6 +415,13 @@ class HRpQCTWebApp:
         self.state.hr_last_edit = ""
         self.state.hr_refine_result = ""
         self.state.hr_saved = ""
+        self.state.hr_has_results = False
+        self.state.hr_prediction = []
+        self.state.hr_features = []
+        self.state.hr_prob_plot = ""
+        self.state.hr_class_error = ""
+        self.state.hr_an_text = ""
+        self.state.hr_an_progress = 0
         self._show_scan()
         self._activate_segmentation()
         found = " with its saved segmentation" if self.session.seg_node is not None else ""
@@ -395,6 +481,91 @@ class HRpQCTWebApp:
                         self._say(f"segmentation failed: {status.message}", "error")
                     return
 
+    def on_analyse(self) -> None:
+        from .results import parse_clinical
+
+        try:
+            clinical = parse_clinical(self.state.hr_clinical)
+            status = self.session.start_analysis(slices=self.state.hr_an_slices or None,
+                                                 clinical=clinical)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+            return
+        self.state.hr_analysing = True
+        self.state.hr_an_progress = 0
+        self.state.hr_an_text = status.text()
+        self._say(f"radiomics of {self.state.hr_open_name} in the background", "info")
+        self._watch_analysis = asyncio.ensure_future(self._watch_analysis_run())
+
+    async def _watch_analysis_run(self) -> None:
+        while True:
+            await asyncio.sleep(_POLL_S)
+            with self.state:
+                try:
+                    status = self.session.poll_analysis()
+                except Exception as exc:  # noqa: BLE001
+                    self.state.hr_analysing = False
+                    self._fail(exc)
+                    return
+                if status is None:
+                    self.state.hr_analysing = False
+                    return
+                self.state.hr_an_progress = round(100 * status.fraction)
+                self.state.hr_an_text = status.text()
+                if status.finished:
+                    self.state.hr_analysing = False
+                    if status.state == "succeeded" and self.session.analysis is not None:
+                        self.state.hr_an_progress = 100
+                        self._show_results()
+                        a = self.session.analysis
+                        if a.prediction is not None:
+                            self._say(f"{self.state.hr_open_name}: P = "
+                                      f"{self.state.hr_prediction[0]['probability']} -> "
+                                      f"{a.prediction.label}", "success")
+                        else:
+                            self._say(a.error, "error")
+                    elif status.state == "cancelled":
+                        self._say("radiomics cancelled; nothing was changed", "warning")
+                    elif status.state != "succeeded":
+                        self._say(f"radiomics failed: {status.message}", "error")
+                    return
+
+    def _show_results(self) -> None:
+        from .results import feature_summary, prediction_rows, probability_png
+
+        a = self.session.analysis
+        s = self.state
+        s.hr_features = [{"region": r["region"],
+                          "cells": [_fmt(r[col], digits) for col, _, digits in KEY_FEATURES]}
+                         for r in feature_summary(a.patient)]
+        s.hr_model_title = a.model_title or (a.model_folder.name if a.model_folder else "")
+        s.hr_demo_model = bool(a.model_folder is not None and not a.clinical_use)
+        s.hr_class_error = a.error
+        s.hr_results_stale = False
+        s.hr_has_results = True
+        if a.prediction is None:
+            s.hr_prediction = []
+            s.hr_prob_plot = ""
+            return
+        rows = prediction_rows(a.prediction, a.metadata)
+        s.hr_prediction = [
+            {"key": r["key"], "model": r["model"],
+             "n_slices": "" if r["n_slices"] is None else r["n_slices"],
+             "probability": "-" if r["probability"] is None else f"{r['probability']:.3f}",
+             "cls": r["class"] or "-",
+             "threshold": "" if r["threshold"] is None else f"{r['threshold']:.3f}"}
+            for r in rows]
+        import base64
+
+        classes = a.metadata.get("classes") or ["", "positive"]
+        png = probability_png(rows, positive=classes[-1])
+        s.hr_prob_plot = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+    def on_cancel_analysis(self) -> None:
+        status = self.session.cancel_analysis()
+        if status is not None:
+            self.state.hr_an_text = status.text()
+
     def on_cancel(self) -> None:
         status = self.session.cancel()
         if status is not None:
@@ -415,6 +586,8 @@ class HRpQCTWebApp:
         parts = [f"{k} {d:+,}" for k, d in sorted(changed.items(), key=lambda kv: order.get(kv[0], 99))]
         voxels = max(sum(d for d in changed.values() if d > 0), -sum(d for d in changed.values() if d < 0))
         with self.state:
+            if self.state.hr_has_results:
+                self.state.hr_results_stale = True
             self.state.hr_last_edit = f"{', '.join(parts)} voxels"
             self.state.hr_last_edit_voxels = int(voxels)
             self._update_summary()
@@ -479,13 +652,13 @@ class HRpQCTWebApp:
 
 def serve(data_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8080,
           token: Optional[str] = None, model: Optional[str] = None, device: str = "cpu",
-          open_browser: bool = False) -> None:
+          open_browser: bool = False, classifier: Optional[str] = None) -> None:
     """Build the app and serve it until interrupted. ``token``: required by the page's
     connection (``?secret=TOKEN`` in the address); trame's default when ``None``."""
     import sys
 
     # trame re-reads the command line; give it only what it must know
     sys.argv = [sys.argv[0]] + (["--authKey", token] if token else [])
-    app = HRpQCTWebApp(data_dir=data_dir, model=model, device=device)
+    app = HRpQCTWebApp(data_dir=data_dir, model=model, device=device, classifier=classifier)
     app.server.start(host=host, port=port, open_browser=open_browser, show_connection_info=False,
                      timeout=0)

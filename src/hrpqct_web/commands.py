@@ -6,6 +6,7 @@ Only typer here; the app (trame-slicer, slicer-core, VTK) is imported when the c
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 from pathlib import Path
 from typing import Optional
@@ -46,6 +47,10 @@ def serve_cmd(
     model: Optional[str] = typer.Option(None, help="Model folder or catalogue id "
                                                    "(default: the bundled demo model)."),
     device: str = typer.Option("cpu", help="auto, cuda, mps or cpu (for the segmentation)."),
+    classifier: Optional[str] = typer.Option(
+        None, "--classifier",
+        help="Classifier folder (`hrpqct classify train`) or catalogue id for 'Radiomics + "
+             "classify' (default: the bundled demo classifier, synthetic phantoms only)."),
     demo: bool = typer.Option(False, "--demo",
                               help="Write a small synthetic scan (phantom) into --data first."),
     check_only: bool = typer.Option(False, "--check", help="Check OpenGL and exit."),
@@ -53,7 +58,8 @@ def serve_cmd(
     """Serve the correction app: open a scan of DATA, segment it in the background, correct the
     seven regions with Slicer's segment editor effects, re-apply the topology rules and the
     soft-tissue split, review the least confident slices, save the .seg.nrrd next to the scan
-    (earlier versions kept) and export training cases. Listens on 127.0.0.1 unless told."""
+    (earlier versions kept), export training cases, and compute the radiomics and a classifier's
+    prediction of the open scan. Listens on 127.0.0.1 unless told."""
     from .rendering import HOW_TO_INSTALL, opengl_check
 
     if not is_loopback(host) and not allow_remote:
@@ -62,10 +68,18 @@ def serve_cmd(
     data = data.expanduser().resolve()
     if not data.is_dir():
         raise InputError(f"--data {data}: no such folder")
+    if classifier is not None:
+        from .results import resolve_classifier
+
+        classifier = str(resolve_classifier(classifier))  # a wrong folder or id: now, not later
     ok, what = opengl_check()
     if not ok:
         raise InputError(f"no OpenGL for the views: {what}; {HOW_TO_INSTALL}")
     typer.echo(f"OpenGL: {what}")
+    window = what.split(":", 1)[0]
+    if not os.environ.get("DISPLAY") and window in ("vtkEGLRenderWindow", "vtkOSOpenGLRenderWindow"):
+        # headless: go straight to the window class that works instead of trying X first
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", window)
     if check_only:
         return
     if demo:
@@ -80,4 +94,5 @@ def serve_cmd(
     shown = "localhost" if is_loopback(host) else host
     url = f"http://{shown}:{port}/" + (f"?secret={secret}" if secret else "")
     typer.echo(f"hrpqct serve: data {data}; open {url}  (Ctrl-C stops)")
-    serve(data, host=host, port=port, token=secret, model=model, device=device)
+    serve(data, host=host, port=port, token=secret, model=model, device=device,
+          classifier=classifier)

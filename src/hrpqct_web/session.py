@@ -17,6 +17,13 @@ page, so it is tested headless.
   file is first kept as ``<stem>.previous-<UTC time>.seg.nrrd``.
 * :meth:`~CorrectionSession.export`: the corrected case into a training folder
   (:func:`hrpqct.export.export_case`).
+* :meth:`~CorrectionSession.start_analysis` / :meth:`poll_analysis` / :meth:`cancel_analysis`:
+  "Radiomics + classify": the radiomics of the open scan with the current (corrected)
+  segmentation in a background process (:class:`hrpqct_slicer.RadiomicsTask`, the worker
+  ``hrpqct radiomics`` uses: :func:`hrpqct.radiomics.tables.extract_scan` and
+  :func:`~hrpqct.radiomics.tables.aggregate`), then :func:`hrpqct.classify.model.predict` with
+  the classifier (the bundled demo classifier unless told; loaded in a thread meanwhile).
+  :meth:`classify` predicts again from the same features (another model, clinical values).
 
 Errors are :class:`hrpqct.errors.HRpQCTError` with a one-line message naming the file; a failed
 open leaves the session (and every file) as it was.
@@ -81,11 +88,13 @@ class CorrectionSession:
     ``scene``/``logic``: an MRML scene and a ``vtkSlicerSegmentationsModuleLogic`` with that
     scene. ``data_dir``: the folder the page lists scans from (relative paths are taken there).
     ``model``: model folder or catalogue id for the segmentation (default: the bundled model).
+    ``classifier``: classifier folder or catalogue id for "Radiomics + classify" (default: the
+    bundled demo classifier, :func:`hrpqct_web.results.resolve_classifier`).
     """
 
     def __init__(self, scene: Any, logic: Any, data_dir: str | os.PathLike = ".", *,
                  model: Optional[str] = None, device: str = "cpu",
-                 review_slices: int = 10) -> None:
+                 review_slices: int = 10, classifier: Optional[str] = None) -> None:
         self.scene = scene
         self.logic = logic
         self.data_dir = Path(data_dir).resolve()
@@ -98,6 +107,13 @@ class CorrectionSession:
         self.task: Any = None
         self.results: Any = None
         self._review: Optional[_Review] = None
+        self.classifier = classifier
+        self.analysis_task: Any = None
+        self.analysis: Any = None  # hrpqct_web.results.AnalysisResult of the open scan
+        self._analysis_scan: Optional[Path] = None
+        self._analysis_clinical: dict = {}
+        self._models: dict = {}  # folder -> Future of SavedModel
+        self._pool: Any = None
 
     # --- scans -----------------------------------------------------------------------------
     def list_scans(self) -> list[str]:
@@ -152,6 +168,7 @@ class CorrectionSession:
         if volume.array.ndim != 3:
             raise InputError(f"{path.name}: not a 3D scan (shape {volume.array.shape})")
         self.cancel()
+        self.cancel_analysis()
         self._clear()
         self.scan_path = path
         self.volume_node = volume_to_node(self.scene, volume, name=self.stem)
@@ -175,6 +192,8 @@ class CorrectionSession:
             remove_results(self.scene, self.results, keep_segmentation=True)
         self.volume_node = self.seg_node = self.results = None
         self._review = None
+        self.analysis = None
+        self.analysis_task = None
         self.scan_path = None
 
     def open_segmentation(self, name: str | os.PathLike) -> Any:
@@ -417,3 +436,158 @@ class CorrectionSession:
             self.scene, self.logic, self.seg_node, self.volume_node, self.resolve(folder),
             case_id or safe_stem(self.stem), annotator=annotator,
             source=f"hrpqct serve: {self.scan_path}")
+
+    # --- radiomics + classification ----------------------------------------------------------
+    def _model_future(self, folder: Path):
+        """The classifier at ``folder``, loaded once in a worker thread (skops' import takes
+        seconds; the page keeps working meanwhile)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from hrpqct.classify.model import load_model
+
+        key = str(folder)
+        fut = self._models.get(key)
+        if fut is None or (fut.done() and fut.exception() is not None):
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hrpqct-model")
+            fut = self._pool.submit(load_model, folder)
+            self._models[key] = fut
+        return fut
+
+    def start_analysis(self, *, slices: Optional[str] = None,
+                       clinical: Optional[dict] = None, classifier: Optional[str] = None):
+        """Start "Radiomics + classify" of the open scan with its current segmentation (the
+        seven regions, as edited): the paper preset's radiomics of the six regions in a
+        background process, ``slices`` (``"0:168:4"``, ``"10,20"``; default all) for a quick
+        look. Returns the :class:`~hrpqct_slicer.JobStatus`; poll with :meth:`poll_analysis`.
+        ``classifier``: folder or catalogue id (default: the session's)."""
+        from hrpqct.method import RADIOMICS
+        from hrpqct.regions import RADIOMICS_REGIONS
+        from hrpqct_slicer import RadiomicsTask
+
+        from .results import resolve_classifier
+
+        self._need_segmentation()
+        if self.analysing:
+            raise InputError(f"{self.stem}: radiomics are already running")
+        if self.task is not None and not self.task.status.finished:
+            raise InputError(f"{self.stem}: wait for the segmentation to finish")
+        if slices is not None and not str(slices).strip():
+            slices = None
+        if slices is not None:
+            from hrpqct.radiomics.commands import _parse_slices
+
+            nz = self._n_slices() or 0
+            zs = _parse_slices(str(slices), nz)
+            if not zs or any(not 0 <= z < nz for z in zs):
+                raise InputError(f"slices {slices!r}: choose slices of 0..{nz - 1} "
+                                 "('start:stop:step' or a comma list)")
+        if classifier is not None:
+            self.classifier = classifier
+        folder = resolve_classifier(self.classifier)
+        self._model_future(folder)  # loads while the radiomics run
+        out = Path(tempfile.mkdtemp(prefix=f"hrpqct-web-radiomics-{self.stem}-"))
+        from hrpqct_slicer.seg_logic import safe_stem
+
+        task = RadiomicsTask(self.scene, self.logic, self.volume_node, self.seg_node,
+                             preset=RADIOMICS.preset, regions=RADIOMICS_REGIONS,
+                             out_file=out / f"{safe_stem(self.stem)}_features.parquet",
+                             slices=None if slices is None else str(slices))
+        self.analysis_task = task
+        self._analysis_scan = self.scan_path
+        self._analysis_folder = folder
+        self._analysis_clinical = dict(clinical or {})
+        self.analysis = None
+        return task.start()
+
+    def poll_analysis(self):
+        """Advance "Radiomics + classify": once the radiomics have succeeded and the classifier
+        is loaded, :attr:`analysis` holds the tables and the prediction (state ``"classifying"``
+        until the model is loaded). Returns the status (``None`` without a run)."""
+        task = self.analysis_task
+        if task is None:
+            return None
+        status = task.poll()
+        if status.state != "succeeded" or self.analysis is not None:
+            return status
+        if self._analysis_scan != self.scan_path:
+            return status  # another scan was opened meanwhile
+        fut = self._model_future(self._analysis_folder)
+        if not fut.done():
+            return _Classifying(status)
+        import pandas as pd
+
+        from .results import AnalysisResult
+
+        slices = pd.read_parquet(task.slice_file)
+        patient = pd.read_parquet(task.patient_file)
+        self.analysis = AnalysisResult(slices=slices, patient=patient, slice_file=task.slice_file)
+        self.classify(clinical=self._analysis_clinical)
+        return status
+
+    def classify(self, classifier: Optional[str] = None, clinical: Optional[dict] = None):
+        """Predict with the classifier (folder or catalogue id; default the session's) from the
+        radiomics of the last run, waiting for the model to load. A model made for other
+        features (another preset, missing regions or features) or needing a clinical value not
+        given leaves :attr:`analysis` with no prediction and its one-line ``error``. Returns
+        :attr:`analysis`."""
+        from hrpqct.classify.model import predict
+        from hrpqct.errors import HRpQCTError
+
+        from .results import resolve_classifier
+
+        if self.analysis is None:
+            raise InputError(f"{self.stem}: run the radiomics first")
+        a = self.analysis
+        a.prediction, a.error = None, ""
+        try:
+            folder = resolve_classifier(classifier if classifier is not None else self.classifier)
+            a.model_folder = folder
+            model = self._model_future(folder).result()
+        except HRpQCTError as exc:
+            a.error = f"classifier: {str(exc).splitlines()[0]}"
+            return a
+        meta = model.metadata
+        a.model_title = str(meta.get("title", folder.name))
+        a.clinical_use = bool(meta.get("clinical_use", False))
+        a.notes = list(meta.get("notes", []))
+        a.metadata = meta
+        try:
+            a.prediction = predict(model, a.slices, clinical=clinical, preset="paper")[0]
+        except HRpQCTError as exc:
+            text = str(exc).splitlines()[0].replace("(e.g. --clinical age=70)",
+                                                    "in the Clinical field, e.g. age=70")
+            a.error = f"the classifier {folder.name} does not fit these features: {text}"
+        return a
+
+    def cancel_analysis(self):
+        """Stop running radiomics (nothing is kept); returns the status."""
+        task = self.analysis_task
+        if task is None or task.status.finished:
+            return None if task is None else task.status
+        return task.cancel()
+
+    @property
+    def analysing(self) -> bool:
+        """A "Radiomics + classify" run is under way (radiomics running or the model loading)."""
+        task = self.analysis_task
+        if task is None or self.analysis is not None:
+            return False
+        return task.status.state in ("created", "running", "succeeded")
+
+
+class _Classifying:
+    """A running-looking view of a finished radiomics job while the classifier loads."""
+
+    def __init__(self, status) -> None:
+        self._s = status
+
+    def __getattr__(self, name):
+        return getattr(self._s, name)
+
+    finished = False
+    state = "running"
+    fraction = 0.99
+
+    def text(self) -> str:
+        return "Radiomics done; loading the classifier..."
