@@ -19,21 +19,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hrpqct.cli import main
 from hrpqct.io import read_labelmap, write_segmentation
 from hrpqct.radiomics.cohort import INPUTS_KEY, read_inputs_record, run_cohort
 
 from test_seg_post_cli import files  # noqa: F401  (scan.nrrd + case.seg.nrrd)
+from helpers import cli
 
 REGIONS = ["TC"]
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture()

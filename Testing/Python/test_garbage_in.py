@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from hrpqct.checks import check_model_output, check_scan, read_warnings, settle
-from hrpqct.cli import main
 from hrpqct.errors import InputError, ModelError
 from hrpqct.io import read_labelmap, write_image, write_labelmap
 from hrpqct.phantom.anatomy import Anatomy
@@ -23,14 +22,7 @@ from hrpqct.seg.preprocess import InputSpec
 from hrpqct.volume import Volume
 
 from test_seg_post_cli import files  # noqa: F401  (scan.nrrd + edited case.seg.nrrd)
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+from helpers import cli
 
 
 def _err(capsys) -> str:

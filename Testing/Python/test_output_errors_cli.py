@@ -5,28 +5,17 @@ and demo; checked before the work starts (segment never runs the model first).""
 from __future__ import annotations
 
 import errno
-import os
 import shutil
-import subprocess
-import sys
 from collections import namedtuple
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from hrpqct.cli import main
 from hrpqct.io import outputs as O
 
 from test_seg_post_cli import files  # noqa: F401  (scan.nrrd + case.seg.nrrd)
-
-
-def cli(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+from helpers import cli, tmpfs
 
 
 @pytest.fixture()
@@ -170,18 +159,8 @@ def test_stray_os_error_is_one_line(capsys, monkeypatch, tmp_path):
 # --- a real read-only tmpfs (when this machine lets us mount one) -----------------------------
 @pytest.fixture()
 def read_only_disk(tmp_path):
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    if sys.platform != "linux" or os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root on Linux")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,ro", "tmpfs", str(mnt)],
-                       capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "size=2m,ro") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))

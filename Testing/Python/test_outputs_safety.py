@@ -22,6 +22,7 @@ from hrpqct.io import outputs as O
 from hrpqct.volume import Volume
 
 from test_seg_post_cli import files, run  # noqa: F401  (the refine fixture: scan + edited seg)
+from helpers import tmpfs
 
 
 def _labels(shape=(4, 30, 40), seed=0):
@@ -265,18 +266,8 @@ def test_failed_picture_leaves_no_temporary(tmp_path, monkeypatch):
 # --- a real small tmpfs (when this machine lets us mount one) ------------------------------------
 @pytest.fixture()
 def tiny_disk(tmp_path):
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    if sys.platform != "linux" or os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root on Linux")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                       capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "tiny", "size=2m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _noise(shape=(80, 200, 200)):  # 3.2 MB that gzip cannot shrink

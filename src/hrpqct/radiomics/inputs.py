@@ -123,23 +123,29 @@ def image_and_spacing(image: Any, spacing: Any = None, *, what: str = "image",
     return array, sp, geometry
 
 
-def _mask_array(name: str, mask: Any, shape: tuple, geometry) -> np.ndarray:
-    where = f"mask of region {name!r}"
-    if _is_sitk(mask):
+def _grid_array(obj: Any, geometry, where: str, what: str, view: bool = True) -> np.ndarray:
+    """The array of a numpy array, SimpleITK image (checked against the image's ``geometry``:
+    spacing, origin, direction; a view of its buffer, or a copy with ``view=False``) or Volume;
+    ``where``/``what`` name it in the errors."""
+    if _is_sitk(obj):
         import SimpleITK as sitk
 
         if geometry is not None:
-            g = (tuple(mask.GetSpacing()), tuple(mask.GetOrigin()), tuple(mask.GetDirection()))
+            g = (tuple(obj.GetSpacing()), tuple(obj.GetOrigin()), tuple(obj.GetDirection()))
             if not all(np.allclose(x, y, atol=1e-4) for x, y in zip(g, geometry)):
                 raise GeometryError(f"{where} is not on the image's grid (spacing, origin or "
                                     "direction differ)")
-        arr = sitk.GetArrayViewFromImage(mask)
-    elif isinstance(mask, np.ndarray):
-        arr = mask
-    elif hasattr(mask, "array") and hasattr(mask, "spacing"):
-        arr = np.asarray(mask.array)
-    else:
-        raise _not_an_array(mask, f"the {where}")
+        return sitk.GetArrayViewFromImage(obj) if view else sitk.GetArrayFromImage(obj)
+    if isinstance(obj, np.ndarray):
+        return obj
+    if hasattr(obj, "array") and hasattr(obj, "spacing"):
+        return np.asarray(obj.array)
+    raise _not_an_array(obj, what)
+
+
+def _mask_array(name: str, mask: Any, shape: tuple, geometry) -> np.ndarray:
+    where = f"mask of region {name!r}"
+    arr = _grid_array(mask, geometry, where, f"the {where}")
     if arr.shape != tuple(shape):
         raise InputError(f"{where} has shape {arr.shape}, image {tuple(shape)}")
     if arr.dtype == bool:
@@ -182,21 +188,7 @@ def region_masks_checked(masks: Any, shape: tuple, geometry=None) -> dict[str, n
 
 def label_array(labels: Any, shape: tuple, geometry=None, what: str = "label map") -> np.ndarray:
     """An integer label map (numpy, SimpleITK or Volume) on the image's grid, as an array."""
-    if _is_sitk(labels):
-        import SimpleITK as sitk
-
-        if geometry is not None:
-            g = (tuple(labels.GetSpacing()), tuple(labels.GetOrigin()), tuple(labels.GetDirection()))
-            if not all(np.allclose(x, y, atol=1e-4) for x, y in zip(g, geometry)):
-                raise GeometryError(f"the {what} is not on the image's grid (spacing, origin or "
-                                    "direction differ)")
-        arr = sitk.GetArrayFromImage(labels)
-    elif isinstance(labels, np.ndarray):
-        arr = labels
-    elif hasattr(labels, "array") and hasattr(labels, "spacing"):
-        arr = np.asarray(labels.array)
-    else:
-        raise _not_an_array(labels, f"the {what}")
+    arr = _grid_array(labels, geometry, f"the {what}", f"the {what}", view=False)
     if arr.shape != tuple(shape):
         raise InputError(f"image {tuple(shape)} and {what} {arr.shape} must be the same shape")
     return arr
