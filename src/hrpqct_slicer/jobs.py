@@ -37,6 +37,7 @@ __all__ = [
     "Progress",
     "JobStatus",
     "BackgroundJob",
+    "JobTask",
     "read_progress",
     "python_executable",
     "child_environment",
@@ -440,3 +441,27 @@ def radiomics_argv(image: str | os.PathLike, labels: str | os.PathLike, out_name
         return cmd
 
     return argv
+
+
+class JobTask:
+    """Base of the modules' background tasks: start, poll, cancel and wait on ``self.job`` (a
+    :class:`BackgroundJob` the subclass creates)."""
+
+    job: BackgroundJob
+
+    @property
+    def status(self) -> JobStatus:
+        return self.job.status
+
+    def start(self) -> JobStatus:
+        return self.job.start()
+
+    def poll(self) -> JobStatus:
+        return self.job.poll()
+
+    def cancel(self) -> JobStatus:
+        return self.job.cancel()
+
+    def wait(self, timeout: Optional[float] = None,
+             progress: Optional[Callable[[JobStatus], Optional[bool]]] = None) -> JobStatus:
+        return self.job.wait(timeout=timeout, progress=progress)

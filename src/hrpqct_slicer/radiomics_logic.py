@@ -23,7 +23,7 @@ from hrpqct.errors import Cancelled, InputError
 from hrpqct.method import RADIOMICS
 from hrpqct.regions import RADIOMICS_REGIONS
 
-from .jobs import RADIOMICS_STAGES, BackgroundJob, JobStatus, radiomics_argv
+from .jobs import RADIOMICS_STAGES, BackgroundJob, JobStatus, JobTask, radiomics_argv
 from .seg_logic import JobFailed, default_output_folder, safe_stem, scan_volume
 
 __all__ = [
@@ -97,7 +97,7 @@ def features_table_node(scene: Any, patient, name: Optional[str] = None, node: A
     return dataframe_to_table_node(scene, pd.DataFrame(wide), name=name, node=node)
 
 
-class RadiomicsTask:
+class RadiomicsTask(JobTask):
     """Radiomics of a scan node and a segmentation node in a background process.
 
     ``out_file``: the slice-level table (``.csv`` or ``.parquet``; default
@@ -149,23 +149,6 @@ class RadiomicsTask:
         except BaseException:
             self.job.cleanup()
             raise
-
-    @property
-    def status(self) -> JobStatus:
-        return self.job.status
-
-    def start(self) -> JobStatus:
-        return self.job.start()
-
-    def poll(self) -> JobStatus:
-        return self.job.poll()
-
-    def cancel(self) -> JobStatus:
-        return self.job.cancel()
-
-    def wait(self, timeout: Optional[float] = None,
-             progress: Optional[Callable[[JobStatus], Optional[bool]]] = None) -> JobStatus:
-        return self.job.wait(timeout=timeout, progress=progress)
 
     def load(self, scene: Any, table_node: Any = None, name: Optional[str] = None
              ) -> RadiomicsResults:

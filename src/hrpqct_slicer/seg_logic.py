@@ -33,7 +33,7 @@ from hrpqct.progress import ProgressCallback
 from hrpqct.regions import MODEL_CLASSES, REGIONS, Region
 from hrpqct.volume import Volume
 
-from .jobs import SEGMENT_STAGES, BackgroundJob, JobStatus, segment_argv
+from .jobs import SEGMENT_STAGES, BackgroundJob, JobStatus, JobTask, segment_argv
 
 __all__ = [
     "MODEL_ATTRIBUTE",
@@ -229,7 +229,7 @@ def jump_to_slice(scene: Any, volume_node: Any, k: int) -> tuple[float, float, f
 
 
 # --- the background run -------------------------------------------------------------------------
-class SegmentationTask:
+class SegmentationTask(JobTask):
     """``hrpqct segment`` of one volume node in a background process.
 
     Create it (the volume is written to the job's work folder, uncompressed), :meth:`start`,
@@ -265,23 +265,6 @@ class SegmentationTask:
         except BaseException:
             self.job.cleanup()
             raise
-
-    @property
-    def status(self) -> JobStatus:
-        return self.job.status
-
-    def start(self) -> JobStatus:
-        return self.job.start()
-
-    def poll(self) -> JobStatus:
-        return self.job.poll()
-
-    def cancel(self) -> JobStatus:
-        return self.job.cancel()
-
-    def wait(self, timeout: Optional[float] = None,
-             progress: Optional[Callable[[JobStatus], Optional[bool]]] = None) -> JobStatus:
-        return self.job.wait(timeout=timeout, progress=progress)
 
     def load(self, scene: Any, logic: Any, segmentation_node: Any = None,
              review_slices: int = 10) -> SegmentationResults:
