@@ -70,7 +70,7 @@ def run_demo(out: Path, console: Console | None = None, radiomics: bool = True,
     catalogue id (default: the bundled demo model)."""
     from .phantom.files import write_phantom
     from .radiomics.tables import write_scan_features
-    from .seg.commands_segment import segment_scan
+    from .seg.pipeline import segment_scan
     from .seg.evaluate import table_markdown
     from .viz import save_comparison
 
@@ -95,8 +95,8 @@ def run_demo(out: Path, console: Console | None = None, radiomics: bool = True,
             out / "segmentation" / f"demo_{name}.png", ph.image.array[s], labels7.array[s],
             ph.labels7.array[s], pixel_mm=ph.grid.pixel_mm,
             title=f"slice {s}: predicted seven regions vs ground truth")
-    files["confidence_plot"] = out / "segmentation" / "demo_confidence.png"  # written by segment_scan
-    files["segmentation"] = out / "segmentation" / "demo.seg.nrrd"
+    files["confidence_plot"] = seg["outputs"].confidence_plot  # written by segment_scan
+    files["segmentation"] = seg["outputs"].segmentation
 
     table = _accuracy(labels7.array, ph.labels7.array)
     from .io.atomic import atomic_path
