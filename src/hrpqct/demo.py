@@ -133,8 +133,6 @@ def run_demo(out: Path, console: Console | None = None, radiomics: bool = True,
 
 def _classify(features: Path, out: Path, console: Console) -> dict[str, Path]:
     """Step 5: the bundled demo classifier on the demo scan's features, and the demo study report."""
-    import json
-
     from .classify.data import read_table
     from .classify.model import bundled_classifier, load_model, predict
 
@@ -147,7 +145,9 @@ def _classify(features: Path, out: Path, console: Console) -> dict[str, Path]:
     model = load_model(entry["path"])
     pred = predict(model, read_table(features, "slice-level"), preset="paper")[0]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "prediction.json").write_text(json.dumps(pred.as_dict(), indent=1), encoding="utf-8")
+    from .io.atomic import atomic_write_json
+
+    atomic_write_json(out / "prediction.json", pred.as_dict(), indent=1, newline=False)
     files["prediction"] = out / "prediction.json"
     study_dir = entry.get("study_path")
     if study_dir is not None and study_dir.is_dir():

@@ -374,9 +374,12 @@ class BackgroundJob:
             if src.name.startswith("."):
                 continue  # a writer's temporary file
             dst = self.out_dir / src.name
-            if dst.is_dir() and src.is_dir():
-                shutil.rmtree(dst)
-            os.replace(src, dst)
+            if src.is_dir():
+                from hrpqct.io.atomic import swap_folder  # the old folder stays if this fails
+
+                swap_folder(src, dst)
+            else:
+                os.replace(src, dst)
             outputs.append(dst)
         self.status.outputs = outputs
 

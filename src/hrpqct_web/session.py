@@ -408,9 +408,10 @@ class CorrectionSession:
         previous = None
         if target.exists():
             previous = target.with_name(previous_name(self.stem, now))
-            tmp = previous.with_name(f".{previous.name}.tmp")
-            shutil.copy2(target, tmp)
-            os.replace(tmp, previous)
+            from hrpqct.io.atomic import atomic_path
+
+            with atomic_path(previous, verify=False) as tmp:
+                shutil.copy2(target, tmp)
         save_segmentation(self.scene, self.seg_node, target)
         conf = None
         if self._review is not None:

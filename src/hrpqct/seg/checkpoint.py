@@ -3,15 +3,14 @@
 A run's checkpoint is the folder ``<out>/checkpoint`` (:data:`CHECKPOINT`): ``config.json`` and
 ``model.safetensors`` (the network), ``training_state.safetensors`` (optimizer tensors and the
 torch RNG state) and ``state.json`` (epoch, step, history, config, optimizer scalars, scheduler).
-It is written to a temporary folder and swapped in whole; no pickle is read or written.
+It is written to a temporary folder and swapped in whole (:func:`hrpqct.io.atomic.atomic_folder`:
+the previous checkpoint stays if the write fails); no pickle is read or written.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,9 @@ def save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict[str, 
     import torch
     from safetensors.torch import save_file
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    from ..io.atomic import atomic_folder
+
+    with atomic_folder(folder) as tmp:
         model.config.to_json_file(str(tmp / "config.json"))
         save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
                   str(tmp / "model.safetensors"))
@@ -48,17 +47,6 @@ def save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict[str, 
         meta["optimizer"] = {"param_groups": opt_sd["param_groups"], "scalars": scalars}
         meta["scheduler"] = scheduler.state_dict()
         (tmp / "state.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def checkpoint_folder(out: Path) -> Path | None:

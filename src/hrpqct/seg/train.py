@@ -29,7 +29,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import logging
 import os
 import shutil
@@ -41,6 +40,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import Cancelled, InputError
+from ..io.atomic import atomic_write_json, atomic_write_text
 from ..method import MODEL, PREPROCESSING, TRAINING, as_dict
 from ..progress import ProgressCallback, report
 from ..regions import MODEL_CLASSES
@@ -152,9 +152,7 @@ class TrainResult:
 # --- small helpers -------------------------------------------------------------------------------
 def _json_atomic(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj)
 
 
 def _write_log(history: list[dict[str, Any]], path: Path) -> None:
@@ -168,9 +166,7 @@ def _write_log(history: list[dict[str, Any]], path: Path) -> None:
     w.writeheader()
     for rec in history:
         w.writerow({k: rec.get(k, "") for k in cols})
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, buf.getvalue())
 
 
 def _seed_int(*parts: int) -> int:
