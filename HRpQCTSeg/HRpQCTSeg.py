@@ -7,9 +7,10 @@ region summary and the per-slice confidence; lists the least confident slices an
 slice views there; re-applies the topology rules and the soft-tissue split to an annotator's
 corrections ("Refine"); and exports corrected masks as a training case ("Export for training").
 
-The widget is thin: it maps controls to :class:`hrpqct_slicer.params.SegmentationParameters`
-(mirrored to the module's parameter node) and calls :class:`HRpQCTSegLogic`, which calls the
-``hrpqct_slicer`` bridge (tested headless on the MRML library); see docs/slicer-extension.md
+The widget is thin: its panel is ``Resources/UI/HRpQCTSeg.ui``, bound with
+``slicer.parameterNodeWrapper``'s ``connectGui`` to the parameter node of
+:class:`hrpqct_slicer.params.SegmentationParameters`; the input warnings of a result are shown in
+the panel. It calls :class:`HRpQCTSegLogic`, which calls the ``hrpqct_slicer`` bridge (tested headless on the MRML library); see docs/slicer-extension.md
 for what has and has not been run inside a real Slicer.
 
 Python console::
@@ -34,19 +35,13 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from hrpqct_slicer import params as P
-from hrpqct_slicer.module_base import (
-    ModuleLogicMixin,
-    ModuleWidgetMixin,
-    current_data,
-    first_scan,
-    select_data,
-)
+from hrpqct_slicer.module_base import ModuleLogicMixin, ModuleWidgetMixin, first_scan
 
 GUI_STATUS = "built; tested against a stub of Slicer's Qt API, not yet run in a real Slicer"
 
-_REFINE_CHOICES = (("", "Both: topology rules and soft-tissue split"),
-                   ("split", "Soft-tissue split only"),
-                   ("topology", "Topology rules only"))
+_REFINE_CHOICES = (("Both: topology rules and soft-tissue split", ""),  # (title, value)
+                   ("Soft-tissue split only", "split"),
+                   ("Topology rules only", "topology"))
 
 
 #
@@ -113,38 +108,17 @@ class HRpQCTSegWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObserv
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
         self.logic = HRpQCTSegLogic()
-
-        # the panel: Resources/UI/HRpQCTSeg.ui; its widgets become attributes of the widget
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/HRpQCTSeg.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        for name, child in vars(self.ui).items():
-            setattr(self, name, child)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        # what the .ui file cannot hold: the catalogue's models and the choices
-        for entry in self.logic.models():
-            title = entry.title + ("" if entry.installed else " (not installed)")
-            self.modelComboBox.addItem(title, entry.id)
-        for device in P.DEVICES:
-            self.deviceComboBox.addItem(device, device)
-        for key, title in _REFINE_CHOICES:
-            self.refineOnlyComboBox.addItem(title, key)
-        self.progressBar.visible = False
+        # the panel: Resources/UI/HRpQCTSeg.ui; its widgets become attributes of the widget;
+        # the controls naming a parameter (SlicerParameterName) are bound by connectGui
+        self.setupUI()
+        # bound here: what the wrapper has no connector for (items with data, str paths)
+        self.bindComboData("model", self.modelComboBox,
+                           [(m.title + ("" if m.installed else " (not installed)"), m.id)
+                            for m in self.logic.models()], default=self.logic.defaultModel())
+        self.bindComboData("refine_only", self.refineOnlyComboBox, _REFINE_CHOICES)
+        self.bindPath("output_folder", self.outputFolderEdit)
+        self.bindPath("export_folder", self.exportFolderEdit)
         self.layout.addStretch(1)
-
-        # connections: controls -> parameter node
-        for selector in (self.inputVolumeSelector, self.outputSegmentationSelector):
-            selector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateParameterNodeFromGUI)
-        for combo in (self.modelComboBox, self.deviceComboBox, self.refineOnlyComboBox):
-            combo.connect("currentIndexChanged(int)", self.updateParameterNodeFromGUI)
-        for check in (self.fastCpuCheckBox, self.keepEditsCheckBox):
-            check.connect("toggled(bool)", self.updateParameterNodeFromGUI)
-        for spin in (self.batchSizeSpinBox, self.reviewSlicesSpinBox):
-            spin.connect("valueChanged(int)", self.updateParameterNodeFromGUI)
-        for path in (self.outputFolderEdit, self.exportFolderEdit):
-            path.connect("currentPathChanged(QString)", self.updateParameterNodeFromGUI)
-        for edit in (self.caseIdEdit, self.subjectIdEdit, self.annotatorEdit):
-            edit.connect("textChanged(QString)", self.updateParameterNodeFromGUI)
         # actions
         self.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.cancelButton.connect("clicked(bool)", self.onCancelButton)
@@ -152,49 +126,13 @@ class HRpQCTSegWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObserv
         self.editButton.connect("clicked(bool)", self.onEditButton)
         self.refineButton.connect("clicked(bool)", self.onRefineButton)
         self.exportButton.connect("clicked(bool)", self.onExportButton)
-
         self.setupPlumbing()
 
-    # --- parameter node <-> controls --------------------------------------------------------------
     def defaultInputs(self, p):
         if p.input_volume is None:
             p.input_volume = first_scan(slicer.mrmlScene)
             return p.input_volume is not None
         return False
-
-    def showParameters(self, p):
-        self.inputVolumeSelector.setCurrentNode(p.input_volume)
-        self.outputSegmentationSelector.setCurrentNode(p.output_segmentation)
-        select_data(self.modelComboBox, p.model or self.logic.defaultModel())
-        select_data(self.deviceComboBox, p.device)
-        self.fastCpuCheckBox.checked = p.fast_cpu
-        self.batchSizeSpinBox.value = p.batch_size
-        self.outputFolderEdit.currentPath = p.output_folder
-        self.reviewSlicesSpinBox.value = p.review_slices
-        select_data(self.refineOnlyComboBox, p.refine_only)
-        self.keepEditsCheckBox.checked = p.keep_edits
-        self.exportFolderEdit.currentPath = p.export_folder
-        self.caseIdEdit.text = p.case_id
-        self.subjectIdEdit.text = p.subject_id
-        self.annotatorEdit.text = p.annotator
-
-    def parametersFromGUI(self):
-        return P.SegmentationParameters(
-            input_volume=self.inputVolumeSelector.currentNode(),
-            output_segmentation=self.outputSegmentationSelector.currentNode(),
-            model=current_data(self.modelComboBox) or "",
-            device=current_data(self.deviceComboBox) or "auto",
-            fast_cpu=bool(self.fastCpuCheckBox.checked),
-            batch_size=int(self.batchSizeSpinBox.value),
-            output_folder=str(self.outputFolderEdit.currentPath or ""),
-            review_slices=int(self.reviewSlicesSpinBox.value),
-            refine_only=current_data(self.refineOnlyComboBox) or "",
-            keep_edits=bool(self.keepEditsCheckBox.checked),
-            export_folder=str(self.exportFolderEdit.currentPath or ""),
-            case_id=str(self.caseIdEdit.text or ""),
-            subject_id=str(self.subjectIdEdit.text or ""),
-            annotator=str(self.annotatorEdit.text or ""),
-        )
 
     def updateButtons(self, p):
         running = self.running
@@ -218,6 +156,7 @@ class HRpQCTSegWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObserv
         self._showResults(self._results)
 
     def _showResults(self, results):
+        self.showWarnings(results.warnings, "Segmentation")
         p = self.logic.getParameters()
         slicer.util.setSliceViewerLayers(background=p.input_volume, fit=True)
         self.leastConfidentList.clear()
@@ -253,6 +192,7 @@ class HRpQCTSegWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObserv
 
         try:
             with slicer.util.tryWithErrorDisplay("Refine failed.", waitCursor=True):
+                self.showWarnings(())
                 self.logic.ensureDependencies(("core",))
                 try:
                     result = self.logic.refine(p.output_segmentation, p.input_volume,
@@ -262,6 +202,7 @@ class HRpQCTSegWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObserv
                 except Cancelled:
                     self.statusLabel.text = "Refine cancelled; the segmentation is unchanged."
                     return
+                self.showWarnings(result.warnings, "Refine")
                 self.statusLabel.text = (f"Refined: {result.changed_class_voxels} voxels changed "
                                          "between bone, soft tissue and background"
                                          + (f", {result.changed_voxels} changed label"

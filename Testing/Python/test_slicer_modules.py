@@ -106,13 +106,16 @@ def test_seg_widget_builds_and_mirrors_the_parameter_node(fake_slicer, catalogue
         "tiny-test", "absent"]
     assert w.modelComboBox.itemText(1).endswith("(not installed)")
     assert w.modelComboBox.itemData(w.modelComboBox.currentIndex) == "tiny-test"
-    assert [w.deviceComboBox.itemData(i) for i in range(4)] == list(P.DEVICES)
+    # the device combo is bound by connectGui (Choice): the wrapper fills it with the choices
+    assert [w.deviceComboBox.itemText(i) for i in range(w.deviceComboBox.count)] == list(
+        P.DEVICES)
+    assert w.batchSizeSpinBox.maximum == 64  # the range from the WithinRange annotation
     assert w.fastCpuCheckBox.checked and w.keepEditsCheckBox.checked
     assert w.applyButton.enabled and not w.cancelButton.enabled
     assert not w.refineButton.enabled and not w.exportButton.enabled  # no segmentation yet
     assert "stretch" in parent.layout().items
     # GUI -> parameter node
-    w.deviceComboBox.currentIndex = w.deviceComboBox.findData("cpu")
+    w.deviceComboBox.currentIndex = P.DEVICES.index("cpu")
     w.fastCpuCheckBox.checked = False
     w.batchSizeSpinBox.value = 3
     w.caseIdEdit.text = "leg01"
@@ -137,7 +140,7 @@ def test_seg_widget_runs_reviews_refines_exports(fake_slicer, catalogue, tmp_pat
     view.SetLayoutName("Red")
     scene.AddNode(view)
     w, _ = _build_widget(module, "HRpQCTSeg")
-    w.deviceComboBox.currentIndex = w.deviceComboBox.findData("cpu")
+    w.deviceComboBox.currentIndex = P.DEVICES.index("cpu")
     w.outputFolderEdit.currentPath = str(tmp_path / "run")
     w.reviewSlicesSpinBox.value = 3
 
