@@ -178,7 +178,8 @@ class ModuleWidgetMixin:
         for name, child in vars(self.ui).items():
             setattr(self, name, child)
         uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.progressBar.visible = False
+        if hasattr(self.ui, "progressBar"):  # a module whose work runs in the background
+            self.progressBar.visible = False
         self.showWarnings(())
         return uiWidget
 
