@@ -17,16 +17,13 @@ Everything testable lives below the widget, in the ``hrpqct`` core package and t
 import importlib.util
 
 import slicer
-from slicer.ScriptedLoadableModule import (
-    ScriptedLoadableModule,
-    ScriptedLoadableModuleLogic,
-    ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
-)
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
 from hrpqct_slicer import params as P
-from hrpqct_slicer.module_base import ModuleLogicMixin, ModuleWidgetMixin
+from hrpqct_slicer.module_base import (ModuleLogicMixin, ModuleWidgetMixin, describe_module,
+                                       run_module_selftest)
 
 GUI_STATUS = "built; tested against a stub of Slicer's Qt API, not yet run in a real Slicer"
 
@@ -36,11 +33,7 @@ class HRpQCTClassify(ScriptedLoadableModule):
 
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "HRpQCT Classify"
-        self.parent.categories = ["HRpQCT"]
-        self.parent.dependencies = []
-        self.parent.contributors = ["HRpQCT developers"]
-        self.parent.helpText = (
+        describe_module(self.parent, "HRpQCT Classify", (
             "<p>This module applies a trained classifier (logistic regression and others, on "
             "selected radiomics and clinical features) to estimate osteoporosis (femoral-neck "
             "T-score <= -2.5) from a scan.</p><p>Choose the scan's feature table (made by "
@@ -53,18 +46,10 @@ class HRpQCTClassify(ScriptedLoadableModule):
             " only seen synthetic phantoms: it is not a clinical model.</b> Train your own with "
             "the <code>hrpqct</code> command-line tool that ships with the extension; see the "
             "<a href='https://github.com/hrpqct/SlicerHRpQCT'>project page</a>.</p>"
-        )
-        self.parent.acknowledgementText = (
-            "The method follows published work on SegFormer segmentation and radiomics of HR-pQCT"
-            " scans of the distal tibia for osteoporosis assessment. Region terminology uses "
-            "DICOM PS3.16 / SNOMED CT codes, with sources in Resources/README.md of the "
-            "extension."
-        )
+        ), [])
 
 
-#
-# HRpQCTClassifyWidget
-#
+# --- HRpQCTClassifyWidget ------------------------------------------------------------------------
 class HRpQCTClassifyWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     """The panel of ``Resources/UI/HRpQCTClassify.ui``, bound to the parameter node of
     :class:`hrpqct_slicer.params.ClassifyParameters`; Apply calls
@@ -115,9 +100,7 @@ class HRpQCTClassifyWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKO
         showChart(result.chart)
 
 
-#
-# HRpQCTClassifyLogic
-#
+# --- HRpQCTClassifyLogic -------------------------------------------------------------------------
 class HRpQCTClassifyLogic(ModuleLogicMixin, ScriptedLoadableModuleLogic):
     """What the module does, callable from the Python console without the panel."""
 
@@ -153,9 +136,7 @@ def logicInstalled():
     return importlib.util.find_spec("hrpqct_slicer.classify_logic") is not None
 
 
-#
-# HRpQCTClassifyTest
-#
+# --- HRpQCTClassifyTest --------------------------------------------------------------------------
 class HRpQCTClassifyTest(ScriptedLoadableModuleTest):
     """Slicer's self-test: the classification step of :func:`hrpqct_slicer.selftest.run_selftest`
     (radiomics of a synthetic scan's six regions on one slice, then the bundled demo
@@ -169,10 +150,5 @@ class HRpQCTClassifyTest(ScriptedLoadableModuleTest):
         self.test_HRpQCTClassify_selftest()
 
     def test_HRpQCTClassify_selftest(self):
-        from hrpqct_slicer.selftest import run_selftest
-
-        result = run_selftest(slicer.mrmlScene, slicer.modules.segmentations.logic(),
-                              steps=("classify",), say=self.delayDisplay)
-        for step, what in result.done.items():
-            self.delayDisplay(f"{step}: {what}")
+        result = run_module_selftest(self, HRpQCTClassifyLogic(), (), ("classify",))
         self.assertIn("classify", result.done)

@@ -24,42 +24,34 @@ Python console::
 import qt
 
 import slicer
-from slicer.ScriptedLoadableModule import (
-    ScriptedLoadableModule,
-    ScriptedLoadableModuleLogic,
-    ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
-)
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
 from hrpqct.method import RADIOMICS
 from hrpqct.regions import RADIOMICS_REGIONS, region
 from hrpqct_slicer import params as P
-from hrpqct_slicer.module_base import ModuleLogicMixin, ModuleWidgetMixin, first_scan
+from hrpqct_slicer.module_base import (ACKNOWLEDGEMENT, ModuleLogicMixin, ModuleWidgetMixin,
+                                       describe_module, first_scan, run_module_selftest)
 
 GUI_STATUS = "built; tested against a stub of Slicer's Qt API, not yet run in a real Slicer"
 
 _PRESETS = (("Paper: 939 2D features per slice, averaged", "paper"),  # (title, value)
             ("3D: whole-scan features", "3d"),
             ("PyRadiomics parameter file...", "file"))
-_EXTRA_REGIONS = (("SK", "SK  Skin"), ("ST", "ST  All soft tissue (SK + MT + AT)"))  # (value, title)
+_EXTRA_REGIONS = (("SK", "SK  Skin"),  # (value, title)
+                  ("ST", "ST  All soft tissue (SK + MT + AT)"))
 _STAT_TITLES = {"mean": "mean (the paper's)", "sd": "SD"}
 _STATS = tuple((k, _STAT_TITLES.get(k, k)) for k in P.STAT_CHOICES)
 
 
-#
-# HRpQCTRadiomics
-#
+# --- HRpQCTRadiomics -----------------------------------------------------------------------------
 class HRpQCTRadiomics(ScriptedLoadableModule):
     """Module description."""
 
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "HRpQCT Radiomics"
-        self.parent.categories = ["HRpQCT"]
-        self.parent.dependencies = ["Segmentations"]
-        self.parent.contributors = ["HRpQCT developers"]
-        self.parent.helpText = (
+        describe_module(self.parent, "HRpQCT Radiomics", (
             "<p>Extracts PyRadiomics features per region from an HR-pQCT scan and its "
             "seven-region segmentation (from HRpQCT Segmentation): the paper's 939 "
             "two-dimensional features per region and slice, averaged over the scan, for the six "
@@ -71,17 +63,12 @@ class HRpQCTRadiomics(ScriptedLoadableModule):
             "<p>Missing Python packages (PyRadiomics, ...) are installed on first use after you "
             "confirm.</p><p>Research use only. See the <a "
             "href='https://github.com/hrpqct/SlicerHRpQCT'>project page</a>.</p>"
-        )
-        self.parent.acknowledgementText = (
-            "Features are computed with PyRadiomics (van Griethuysen et al., Cancer Research "
-            "2017). The method follows published work on SegFormer segmentation and radiomics of"
-            " HR-pQCT scans of the distal tibia for osteoporosis assessment."
-        )
+        ), ["Segmentations"],
+                        "Features are computed with PyRadiomics (van Griethuysen et al., Cancer "
+                        "Research 2017). " + ACKNOWLEDGEMENT)
 
 
-#
-# HRpQCTRadiomicsWidget
-#
+# --- HRpQCTRadiomicsWidget -----------------------------------------------------------------------
 class HRpQCTRadiomicsWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget,
                             VTKObservationMixin):
     """Controls <-> parameter node; Apply/Cancel run :class:`HRpQCTRadiomicsLogic`. The
@@ -177,9 +164,7 @@ class HRpQCTRadiomicsWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget,
         slicer.app.applicationLogic().PropagateTableSelection()
 
 
-#
-# HRpQCTRadiomicsLogic
-#
+# --- HRpQCTRadiomicsLogic ------------------------------------------------------------------------
 class HRpQCTRadiomicsLogic(ModuleLogicMixin, ScriptedLoadableModuleLogic):
     """Everything the module does, callable from the Python console without the widget."""
 
@@ -246,15 +231,12 @@ class HRpQCTRadiomicsLogic(ModuleLogicMixin, ScriptedLoadableModuleLogic):
         return results.table
 
 
-#
-# HRpQCTRadiomicsTest
-#
+# --- HRpQCTRadiomicsTest -------------------------------------------------------------------------
 class HRpQCTRadiomicsTest(ScriptedLoadableModuleTest):
     """Slicer's self-test ("Reload and Test", the SelfTests module, the ExtensionsIndex CI):
     PyRadiomics features of one region and slice of a small synthetic scan, from its exact
     seven-region segmentation, through the background worker. The same function
-    (:func:`hrpqct_slicer.selftest.run_selftest`) runs in the project's test suite on slicer-
-    core."""
+    (:func:`hrpqct_slicer.selftest.run_selftest`) runs in the project's test suite."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -264,13 +246,6 @@ class HRpQCTRadiomicsTest(ScriptedLoadableModuleTest):
         self.test_HRpQCTRadiomics_selftest()
 
     def test_HRpQCTRadiomics_selftest(self):
-        from hrpqct_slicer.selftest import SELFTEST_STEPS, run_selftest  # noqa: F401
-
-        HRpQCTRadiomicsLogic().ensureDependencies(("core", "radiomics"))
-        result = run_selftest(slicer.mrmlScene, slicer.modules.segmentations.logic(),
-                              steps=("radiomics",), say=self.delayDisplay)
-        for step, text in result.done.items():
-            self.delayDisplay(f"{step}: {text}")
-        for step, why in result.skipped.items():
-            self.delayDisplay(f"{step} skipped: {why}")
+        result = run_module_selftest(self, HRpQCTRadiomicsLogic(), ("core", "radiomics"),
+                                     ("radiomics",))
         self.assertTrue(result.done)

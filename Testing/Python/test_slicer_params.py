@@ -94,6 +94,8 @@ def test_choices_ranges_and_node_types_are_enforced(fake_slicer):
         w.batch_size = 65
     with pytest.raises(TypeError, match="vtkMRMLScalarVolumeNode"):
         w.input_volume = scene.AddNewNodeByClass("vtkMRMLTableNode")
+    with pytest.raises(TypeError, match="str"):  # as the real StringSerializer: no Path
+        w.output_folder = ROOT
     w.device, w.batch_size, w.refine_only = "cpu", 64, "split"
     assert (w.device, w.batch_size, w.refine_only) == ("cpu", 64, "split")
 

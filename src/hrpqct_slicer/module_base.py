@@ -24,7 +24,8 @@ import logging
 from typing import Any, Callable, Optional
 
 __all__ = ["ModuleLogicMixin", "ModuleWidgetMixin", "first_scan", "select_data", "current_data",
-           "slicer_version_problem", "warnings_html", "WARNING_COLOUR"]
+           "slicer_version_problem", "warnings_html", "WARNING_COLOUR", "run_module_selftest",
+           "describe_module", "ACKNOWLEDGEMENT"]
 
 log = logging.getLogger("hrpqct_slicer")
 WARNING_COLOUR = "#b35900"  # dark orange: readable on Slicer's light and dark themes
@@ -74,6 +75,42 @@ def slicer_version_problem() -> str:
         return ""
     return (f"HRpQCT needs Slicer {MIN_SLICER[0]}.{MIN_SLICER[1]} or newer; this is Slicer "
             f"{version[0]}.{version[1]}. Segmentation and terminology calls will fail here.")
+
+
+ACKNOWLEDGEMENT = (
+    "The method follows published work on SegFormer segmentation and radiomics of HR-pQCT scans "
+    "of the distal tibia for osteoporosis assessment. Region terminology uses DICOM PS3.16 / "
+    "SNOMED CT codes, with sources in Resources/README.md of the extension.")
+
+
+def describe_module(parent: Any, title: str, helpText: str, dependencies: list,
+                    acknowledgement: str = ACKNOWLEDGEMENT) -> None:
+    """What every HRpQCT module tells Slicer about itself (category "HRpQCT")."""
+    parent.title = title
+    parent.categories = ["HRpQCT"]
+    parent.dependencies = list(dependencies)
+    parent.contributors = ["HRpQCT developers"]
+    parent.helpText = helpText
+    parent.acknowledgementText = acknowledgement
+
+
+def run_module_selftest(test: Any, logic: Any, groups: tuple, steps: tuple) -> Any:
+    """The body of a module's ``<Module>Test``: the packages of ``groups`` (asked for, as on
+    first use), then :func:`hrpqct_slicer.selftest.run_selftest` of ``steps`` on Slicer's scene,
+    each step's outcome shown with ``test.delayDisplay``; returns its result."""
+    import slicer
+
+    from hrpqct_slicer.selftest import run_selftest
+
+    if groups:
+        logic.ensureDependencies(groups)
+    result = run_selftest(slicer.mrmlScene, slicer.modules.segmentations.logic(), steps=steps,
+                          say=test.delayDisplay)
+    for step, text in result.done.items():
+        test.delayDisplay(f"{step}: {text}")
+    for step, why in result.skipped.items():
+        test.delayDisplay(f"{step} skipped: {why}")
+    return result
 
 
 class ModuleLogicMixin:
@@ -166,6 +203,7 @@ class ModuleWidgetMixin:
         self._updatingGUI = False
         self._task = None
         self._timer = None
+        self._cancelRequested = False
 
     def setupUI(self) -> Any:
         """Load ``Resources/UI/<Module>.ui`` into the panel; its named widgets become
@@ -370,6 +408,31 @@ class ModuleWidgetMixin:
             elif status.state == "failed":
                 slicer.util.errorDisplay(f"{self.TASK_TITLE} failed: {status.message}",
                                          detailedText=task.job.log_text)
+        finally:
+            self.progressBar.visible = False
+            self.updateButtons(self.logic.getParameters())
+
+    def runInProcess(self, title: str, work: Callable[[Callable], Any],
+                     cancelled: str = "Cancelled.") -> Any:
+        """Run ``work(progress)`` in Slicer's process (short work, e.g. refine) with the progress
+        bar and Cancel; an error goes to an error dialog titled ``title``. Returns the result,
+        or None if it failed or was cancelled (then the status says ``cancelled``)."""
+        import slicer
+
+        from hrpqct.errors import Cancelled
+
+        self._cancelRequested = False
+        self.progressBar.visible = True
+        self.cancelButton.enabled = True
+        try:
+            with slicer.util.tryWithErrorDisplay(title, waitCursor=True):
+                self.showWarnings(())
+                self.logic.ensureDependencies(("core",))
+                try:
+                    return work(self.inProcessProgress)
+                except Cancelled:
+                    self.statusLabel.text = cancelled
+            return None
         finally:
             self.progressBar.visible = False
             self.updateButtons(self.logic.getParameters())

@@ -150,6 +150,12 @@ class _Param:
                 raise TypeError(f"{self.name}: expected {self.type.__name__}, got "
                                 f"{value.GetClassName()}")
             return
+        if typing.get_origin(self.type) is list:
+            item = (typing.get_args(self.type) or (str,))[0]
+            for v in value:
+                _check_instance(self.name, v, item)
+        else:
+            _check_instance(self.name, value, self.type)
         for v in self.validators:
             v.validate(value)
 
@@ -176,6 +182,15 @@ class _Param:
 
 
 _NONE = object()
+
+
+def _check_instance(name, value, t):
+    """The real serializers' ``NotNone`` and ``IsInstance`` validators (a float parameter also
+    takes an int; a str parameter takes no Path)."""
+    allowed = (int, float) if t is float else t
+    if value is None or not isinstance(value, allowed):
+        raise TypeError(f"{name}: value must be of type '{t}', is type '{type(value)}' value "
+                        f"'{value}'")
 
 
 # --- GUI connectors -------------------------------------------------------------------------------
