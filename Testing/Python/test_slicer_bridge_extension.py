@@ -303,6 +303,7 @@ def _load_module(name: str, monkeypatch) -> types.ModuleType:
     fake.ScriptedLoadableModule = _FakeScriptedLoadableModule
     fake.ScriptedLoadableModuleTest = type("ScriptedLoadableModuleTest", (), {})
     fake.ScriptedLoadableModuleWidget = type("ScriptedLoadableModuleWidget", (), {})
+    fake.ScriptedLoadableModuleLogic = type("ScriptedLoadableModuleLogic", (), {})
     if importlib.util.find_spec("slicer") is None:
         monkeypatch.setitem(sys.modules, "slicer", types.ModuleType("slicer"))
     monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", fake)
