@@ -380,6 +380,7 @@ def test_classify_panel_from_its_ui_file(fake_slicer, monkeypatch):
     assert calls == [(fake_slicer.scene, table, "/models/demo")]
     assert ui.statusLabel.text == ("Cannot classify: model 'demo': its preset 'paper' does not "
                                    "match the table's '3d'")
+    w.cleanup()
 
 
 def _tiny_volume():
