@@ -134,17 +134,44 @@ def _as3d(a: np.ndarray) -> np.ndarray:
 
 # --- one filtered image --------------------------------------------------------------------------
 class _Bins:
-    """What ``_applyBinning`` returns for one (image, region): the engine's shared-bins contract."""
+    """What ``_applyBinning`` returns for one (image, region): the engine's shared-bins contract.
 
-    __slots__ = ("binned", "gray_levels", "ng", "counts", "pixel_bins", "bin_counts")
+    ``binned`` (the region's crop with each pixel's bin, 0 outside) is built on first use only:
+    on the fast path nothing reads it (the matrices are handed in), so the feature classes get
+    ``shape_only``, an array of the crop's shape (PyRadiomics reads the shape: GLRLM's Nr).
+    """
 
-    def __init__(self, binned, gray_levels, ng, counts, pixel_bins, bin_counts):
-        self.binned = binned
+    __slots__ = ("_binned", "gray_levels", "ng", "counts", "pixel_bins", "bin_counts",
+                 "crop_mask", "shape_only")
+
+    def __init__(self, crop_mask, gray_levels, ng, counts, pixel_bins, bin_counts):
+        self._binned = None
+        self.crop_mask = crop_mask
+        self.shape_only = np.broadcast_to(np.zeros(1, dtype="int"), crop_mask.shape)
         self.gray_levels = gray_levels
         self.ng = ng
         self.counts = counts  # pixels per present grey level, same order
         self.pixel_bins = pixel_bins  # each pixel's bin, in the order of the values
         self.bin_counts = bin_counts  # numpy.bincount(pixel_bins)
+
+    @property
+    def binned(self) -> np.ndarray:
+        if self._binned is None:
+            binned = np.zeros(self.crop_mask.shape, dtype="int")
+            binned[self.crop_mask] = self.pixel_bins
+            binned.flags.writeable = False
+            self._binned = binned
+        return self._binned
+
+
+class _FastBinning:
+    """Mixin (before the engine's ``_SharedInputs``): ``_applyBinning`` gives ``shape_only``."""
+
+    def _applyBinning(self, matrix):  # noqa: N802 (PyRadiomics' name)
+        d = self._shared_bins
+        self.coefficients["grayLevels"] = d.gray_levels
+        self.coefficients["Ng"] = d.ng
+        return d.shape_only
 
 
 class _Shim:
@@ -223,12 +250,9 @@ class FastImage:
             counts = np.bincount(inside)
             levels = np.flatnonzero(counts)
             ng[k] = int(levels[-1])
-            binned = np.zeros(g.crop_shape, dtype="int")
-            binned[g.crop_mask] = inside
-            binned.flags.writeable = False
             levels = levels.astype("int")
             levels.flags.writeable = False
-            self.bins[k] = _Bins(binned, levels, int(ng[k]), counts[levels], inside, counts)
+            self.bins[k] = _Bins(g.crop_mask, levels, int(ng[k]), counts[levels], inside, counts)
         if not all(self.ok):
             lab = lab.copy()
             for k, g in enumerate(layer.geoms):
@@ -329,31 +353,50 @@ class FastImage:
 
 
 # --- feature classes fed by the fast path ------------------------------------------------------
+_add_reduce = np.add.reduce
+_isnan = np.isnan
+_ndarray = np.ndarray
+
+
+def _sum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+    """``numpy.sum`` without its Python wrapper for plain arrays: ``numpy.sum(a, ...)`` of an
+    ``ndarray`` is ``numpy.add.reduce(a, axis, dtype, out, keepdims)`` (numpy's own code path,
+    so the same result bit for bit); anything else goes to ``numpy.sum``."""
+    if type(a) is _ndarray and out is None and not kwargs:
+        return _add_reduce(a, axis, dtype, None, keepdims)
+    return np.sum(a, axis, dtype, out, keepdims, **kwargs)
+
+
 def _nanmean(a, axis=None, *args, **kwargs):
     """``numpy.nanmean`` without its fixed cost on the small, NaN-free arrays PyRadiomics' feature
     formulas average over angles (~15 us a call, some 2,000 calls a slice): the same operations
-    (a copy, ``numpy.sum``, division by the count), else numpy's own function."""
-    a = np.asanyarray(a)
-    if args or kwargs or axis is None or a.dtype.kind != "f" or a.size == 0 or np.isnan(a).any():
-        return np.nanmean(a, axis, *args, **kwargs)
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    count = 1
-    for ax in axes:
-        count *= a.shape[ax]
-    return np.sum(np.array(a, subok=True, copy=True), axis=axis) / np.intp(count)
+    as numpy's (the sum of a copy laid out as numpy's copy, divided by the count), used when
+    that sum has no NaN (then the array has none, and ``nanmean`` is exactly that); otherwise
+    numpy's own function."""
+    if (type(a) is _ndarray and axis is not None and not args and not kwargs
+            and a.dtype == np.float64 and a.size):
+        b = a if a.flags.c_contiguous else np.array(a, copy=True)  # numpy's _replace_nan copy
+        tot = _add_reduce(b, axis)
+        if not _isnan(tot).any():
+            count = 1
+            for ax in ((axis,) if isinstance(axis, int) else axis):
+                count *= a.shape[ax]
+            return tot / np.intp(count)
+    return np.nanmean(a, axis, *args, **kwargs)
 
 
-class _Numpy:
-    """``numpy`` as PyRadiomics' feature formulas see it on the fast path: numpy itself, but
-    :func:`_nanmean` for ``nanmean``."""
+class _NumpyModule(types.ModuleType):
+    """``numpy`` as PyRadiomics' feature formulas see it on the fast path: numpy's names copied
+    into a module object (plain attribute look-ups), with :func:`_sum` and :func:`_nanmean`."""
 
-    nanmean = staticmethod(_nanmean)
-
-    def __getattr__(self, name):
+    def __getattr__(self, name):  # names numpy loads lazily
         return getattr(np, name)
 
 
-_NUMPY = _Numpy()
+_NUMPY = _NumpyModule("numpy")
+_NUMPY.__dict__.update({k: v for k, v in vars(np).items() if not k.startswith("__")})
+_NUMPY.sum = _sum
+_NUMPY.nanmean = _nanmean
 
 
 def _with_globals(fn, **names):
@@ -471,11 +514,11 @@ def fast_class(cls: type, name: str) -> type:
         from .engine import _SharedInputs
 
         if name == "firstorder":
-            bases = (_SharedInputs, _FastFirstOrder, cls)
+            bases = (_FastBinning, _SharedInputs, _FastFirstOrder, cls)
             ns = {}
         else:
-            bases = ((_SharedInputs, _InjectedMatrices, _FastGLCMCoefficients, cls)
-                     if name == "glcm" else (_SharedInputs, _InjectedMatrices, cls))
+            bases = ((_FastBinning, _SharedInputs, _InjectedMatrices, _FastGLCMCoefficients, cls)
+                     if name == "glcm" else (_FastBinning, _SharedInputs, _InjectedMatrices, cls))
             ns = {"_orig_matrix": cls._calculateMatrix}
         ns["__module__"] = cls.__module__
         if name != "firstorder":  # PyRadiomics' formulas, with the faster nanmean
