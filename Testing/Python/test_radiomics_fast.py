@@ -144,6 +144,10 @@ def test_pairwise_sum_is_numpys(n):
     for mode, ref in enumerate(refs):
         cc = 2.0 if mode == 1 else c
         assert kernels.pairwise_sum(x, mode, cc, a, b) == np.sum(ref.reshape(1, -1), 1)[0]
+    for modes, cc in (([0, 1], 2.0), ([2, 3, 4, 5, 6], c)):  # several terms, one tree walk
+        got = kernels.pairwise_sums(x, np.array(modes, np.int64), cc)
+        assert got.tolist() == [np.sum(refs[m].reshape(1, -1) if m != 1 else
+                                       ((x + cc) ** 2).reshape(1, -1), 1)[0] for m in modes]
 
 
 def test_order_statistics_and_percentiles_exact():

@@ -32,6 +32,7 @@ texture/first-order classes, and machines without numba.
 
 from __future__ import annotations
 
+import traceback
 import types
 from dataclasses import dataclass, field
 
@@ -165,7 +166,25 @@ class _Bins:
 
 
 class _FastBinning:
-    """Mixin (before the engine's ``_SharedInputs``): ``_applyBinning`` gives ``shape_only``."""
+    """Mixin (before the engine's ``_SharedInputs``): ``_applyBinning`` gives ``shape_only``;
+    ``_calculateSegment`` is PyRadiomics' (``base.py``: ``_initCalculation``, then every enabled
+    ``get<Name>FeatureValue``, squeezed; a ``DeprecationWarning`` skips the feature, another
+    exception gives NaN and an error log) without its generator and debug logging."""
+
+    def _calculateSegment(self):  # noqa: N802 (PyRadiomics' name)
+        self._initCalculation()
+        values = self.featureValues
+        for feature, enabled in self.enabledFeatures.items():
+            if not enabled:
+                continue
+            try:
+                v = getattr(self, f"get{feature}FeatureValue")()
+            except DeprecationWarning:
+                continue
+            except Exception:
+                self.logger.error("FAILED: %s", traceback.format_exc())
+                v = np.nan
+            values[feature] = v.squeeze() if type(v) is np.ndarray else np.squeeze(v)
 
     def _applyBinning(self, matrix):  # noqa: N802 (PyRadiomics' name)
         d = self._shared_bins
@@ -584,6 +603,10 @@ def _needed_indices(n: int, qs) -> list:
 
 
 
+#: Terms of kernels.pairwise_sums: (v, (v + shift)^2) and (d*d, (d*d)*d, |(d*d)*d|, d^4, |d|).
+_MODES_PLAIN = np.array([0, 1], np.int64)
+_MODES_CENTRAL = np.array([2, 3, 4, 5, 6], np.int64)
+
 #: Third moments smaller than sum |d^3| / _MOMENT_GUARD are recomputed with numpy.power.
 _MOMENT_GUARD = 1e4
 
@@ -613,27 +636,25 @@ class _FastFirstOrder:
             return st[key]
         x = self.targetVoxelArray[0]
         n = x.shape[0]
-        ps = _k.pairwise_sum
-        if key == "mean":  # nanmean: sum / count
-            st[key] = np.array([ps(x, 0)]) / n
-        elif key == "sq_sum":  # nansum((x + voxelArrayShift) ** 2)
-            st[key] = np.array([ps(x, 1, float(self.voxelArrayShift))])
-        elif key == "m2":  # mean of power(x - mean, 2) (numpy squares: d * d); also nanvar's
-            st[key] = np.array([ps(x, 2, float(self._s("mean")[0]))]) / n
-        elif key == "m3":
+        if key in ("mean", "sq_sum"):  # nanmean: sum / count; nansum((x + voxelArrayShift) ** 2)
+            tot, sq = _k.pairwise_sums(x, _MODES_PLAIN, float(self.voxelArrayShift))
+            st["mean"] = np.array([tot]) / n
+            st["sq_sum"] = np.array([sq])
+        elif key in ("m2", "m3", "m4", "mad"):
+            # central moments (numpy squares: d * d; power(d, 2) is nanvar's too), one tree walk.
             # numpy.power(d, 3) costs ~60 ns a value; (d * d) * d differs from it by at most ~2
             # ulp per term, so the mean differs by < 1e-15 of sum |d^3|. Where the third moment
             # is that small against sum |d^3| (near-symmetric values: > 1e4 times smaller), use
-            # numpy.power itself, so the skewness stays within 1e-10 of PyRadiomics'.
+            # numpy.power itself, so the skewness stays within 1e-10 of PyRadiomics'. The fourth
+            # moment's terms are positive: d^2 * d^2 is within ~2 ulp of d^4.
             mean = float(self._s("mean")[0])
-            m3 = ps(x, 3, mean)
-            if not abs(m3) * _MOMENT_GUARD >= ps(x, 4, mean):
+            m2, m3, m3_abs, m4, mad = _k.pairwise_sums(x, _MODES_CENTRAL, mean)
+            if not abs(m3) * _MOMENT_GUARD >= m3_abs:
                 m3 = np.sum(np.power(x - mean, 3))
-            st[key] = np.array([m3]) / n
-        elif key == "m4":  # all terms positive: d^2 * d^2 is within ~2 ulp of d^4
-            st[key] = np.array([ps(x, 5, float(self._s("mean")[0]))]) / n
-        elif key == "mad":
-            st[key] = np.array([ps(x, 6, float(self._s("mean")[0]))]) / n
+            st["m2"] = np.array([m2]) / n
+            st["m3"] = np.array([m3]) / n
+            st["m4"] = np.array([m4]) / n
+            st["mad"] = np.array([mad]) / n
         elif key == "pct":
             qs = (10, 25, 75, 90)
             ranks = _needed_indices(n, qs)
