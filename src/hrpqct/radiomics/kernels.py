@@ -328,9 +328,13 @@ def _term(v, mode, c, a, b):
         return t * t
     if mode == 6:
         return abs(d)
+    # modes 7 and 8 without a branch (pixels in and out of [a, b] alternate unpredictably):
+    # t * 1.0 + 0.0 is t (t finite and not -0.0; -0.0 gives 0.0, which sums the same),
+    # t * 0.0 + 0.0 is 0.0, as numpy's zeros for the pixels outside
+    inside = np.float64((v >= a) & (v <= b))
     if mode == 7:
-        return v if (v >= a and v <= b) else 0.0
-    return abs(d) if (v >= a and v <= b) else 0.0  # mode 8
+        return v * inside + 0.0
+    return abs(d) * inside + 0.0  # mode 8
 
 
 @njit(cache=True, nogil=True)
