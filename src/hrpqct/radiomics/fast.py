@@ -253,19 +253,20 @@ class FastImage:
         gl = np.zeros(lab.shape, np.int32)
         ng = np.zeros(nreg, np.int64)
         for k, g in enumerate(layer.geoms):
-            v = flat[g.full_idx]  # the region's pixels in C order (PyRadiomics' order)
-            lo, hi = v.min(), v.max()
-            if not (np.isfinite(lo) and np.isfinite(hi)):
+            # the region's pixels in C order (PyRadiomics' order), as float64: PyRadiomics'
+            # targetVoxelArray; and their extremes (exact: float64 holds every value of flat)
+            v64 = np.empty((1, g.full_idx.shape[0]), np.float64)
+            lo, hi, finite = _k.gather(flat, g.full_idx, v64[0])
+            if not finite:
                 self.ok[k] = False
                 continue
             # getBinEdges reads only the minimum and maximum (fixed bin width) or
             # numpy.histogram's range (fixed bin count): give it just those, same dtype
-            edges = np.asarray(imageoperations.getBinEdges(np.array([lo, hi], dtype=v.dtype),
+            edges = np.asarray(imageoperations.getBinEdges(np.array([lo, hi], dtype=flat.dtype),
                                                            **kwargs), dtype=np.float64)
-            v64 = v.astype(np.float64).reshape((1, -1))  # PyRadiomics' targetVoxelArray
             self.values[k] = v64
-            _k.digitize(v64[0], edges, g.layer_idx, gl)
-            inside = gl[g.layer_idx]
+            inside = np.empty(g.full_idx.shape[0], np.int32)
+            _k.digitize_bins(v64[0], edges, g.layer_idx, gl, inside)
             counts = np.bincount(inside)
             levels = np.flatnonzero(counts)
             ng[k] = int(levels[-1])

@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 __all__ = [
-    "digitize", "glcm_counts", "pairwise_sum", "pairwise_sums", "glrlm_counts", "glszm_zones", "glszm_fill", "ngtdm_gldm_counts",
+    "digitize", "gather", "digitize_bins", "glcm_counts", "pairwise_sum", "pairwise_sums", "glrlm_counts", "glszm_zones", "glszm_fill", "ngtdm_gldm_counts",
 ]
 
 
@@ -49,6 +49,45 @@ def digitize(values, edges, idx, out):
         while k < n and edges[k] <= v:
             k += 1
         out[idx[i]] = k
+
+
+@njit(cache=True, nogil=True)
+def gather(flat, idx, out):
+    """``out[i] = float64(flat[idx[i]])`` (exact), and the minimum, the maximum and whether all
+    values are finite (NaN and infinities make it False)."""
+    lo = np.inf
+    hi = -np.inf
+    finite = True
+    for i in range(idx.shape[0]):
+        v = np.float64(flat[idx[i]])
+        out[i] = v
+        if v < lo:
+            lo = v
+        if v > hi:
+            hi = v
+        if v != v or v == np.inf or v == -np.inf:
+            finite = False
+    return lo, hi, finite
+
+
+@njit(cache=True, nogil=True)
+def digitize_bins(values, edges, idx, out, bins):
+    """:func:`digitize`, also writing each value's bin to ``bins[i]``."""
+    n = edges.shape[0]
+    e0 = edges[0]
+    step = edges[1] - e0
+    for i in range(values.shape[0]):
+        v = values[i]
+        k = 0
+        if v >= e0:
+            g = (v - e0) / step
+            k = int(g) + 1 if g < n else n
+        while k > 0 and edges[k - 1] > v:
+            k -= 1
+        while k < n and edges[k] <= v:
+            k += 1
+        out[idx[i]] = k
+        bins[i] = k
 
 
 @njit(cache=True, nogil=True)
