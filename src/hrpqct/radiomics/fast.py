@@ -375,6 +375,7 @@ class FastImage:
 # --- feature classes fed by the fast path ------------------------------------------------------
 _add_reduce = np.add.reduce
 _isnan = np.isnan
+_any = np.logical_or.reduce  # ndarray.any() without its Python wrapper (same answer)
 _ndarray = np.ndarray
 
 
@@ -397,7 +398,7 @@ def _nanmean(a, axis=None, *args, **kwargs):
             and a.dtype == np.float64 and a.size):
         b = a if a.flags.c_contiguous else np.array(a, copy=True)  # numpy's _replace_nan copy
         tot = _add_reduce(b, axis)
-        if not _isnan(tot).any():
+        if not _any(_isnan(tot), None):
             count = 1
             for ax in ((axis,) if isinstance(axis, int) else axis):
                 count *= a.shape[ax]
