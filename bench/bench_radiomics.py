@@ -157,6 +157,7 @@ def bench_profile(args) -> None:
             obj = self._fast_object(cls, cls_name, feature_names, type_name, kwargs, standin,
                                     reg, fi.bins[k])
             obj._shared_raw, obj._shared_values = fi.raw[k], fi.values[k]
+            obj._shared_extremes = fi.extremes[k]
             t1 = clock()
             obj._initCalculation()
             t2 = clock()

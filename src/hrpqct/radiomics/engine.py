@@ -466,6 +466,7 @@ class MultiRegionExtractor:
                                     reg, bins)
             obj._shared_raw = fi.raw[k]
             obj._shared_values = fi.values[k]
+            obj._shared_extremes = fi.extremes[k]
             for f, v in obj.execute().items():
                 feats[f"{type_name}_{cls_name}_{f}"] = v
 

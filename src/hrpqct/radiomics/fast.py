@@ -247,6 +247,7 @@ class FastImage:
         nreg = len(layer.geoms)
         self.ok = [True] * nreg
         self.values: list = [None] * nreg
+        self.extremes: list = [None] * nreg  # (min, max) of values[k], as float64
         self.bins: list = [None] * nreg
         self.raw: list = [dict() for _ in range(nreg)]
         lab = layer.lab
@@ -265,6 +266,7 @@ class FastImage:
             edges = np.asarray(imageoperations.getBinEdges(np.array([lo, hi], dtype=flat.dtype),
                                                            **kwargs), dtype=np.float64)
             self.values[k] = v64
+            self.extremes[k] = (lo, hi)
             inside = np.empty(g.full_idx.shape[0], np.int32)
             _k.digitize_bins(v64[0], edges, g.layer_idx, gl, inside)
             counts = np.bincount(inside)
@@ -581,10 +583,13 @@ def _percentiles(sorted_part: np.ndarray, n: int, qs) -> dict:
     return out
 
 
-def _order_statistics(x: np.ndarray, ranks) -> dict:
-    """``{k: k-th smallest value of x}`` (exact; see :func:`.kernels.order_statistics`)."""
+def _order_statistics(x: np.ndarray, ranks, lo=None, hi=None) -> dict:
+    """``{k: k-th smallest value of x}`` (exact; see :func:`.kernels.order_statistics`);
+    ``lo``/``hi``: x's minimum and maximum when known."""
     r = np.asarray(ranks, np.int64)
-    vals = _k.order_statistics(x, float(x.min()), float(x.max()), r, 4096)
+    if lo is None:
+        lo, hi = float(x.min()), float(x.max())
+    vals = _k.order_statistics(x, lo, hi, r, 4096)
     return dict(zip(ranks, vals))
 
 
@@ -624,6 +629,10 @@ class _FastFirstOrder:
     def _initCalculation(self, voxelCoordinates=None):  # noqa: N802
         x = self._shared_values
         self.targetVoxelArray = x
+        # the values' minimum and maximum, found by the fast path's gather (same values as
+        # x.min() / x.max(): the extremes of the same float64 numbers)
+        ext = getattr(self, "_shared_extremes", None)
+        self._extremes = ext if ext is not None else (float(x.min()), float(x.max()))
         counts = self._shared_bins.counts.reshape((1, -1))
         sum_bins = np.sum(counts, 1, keepdims=True).astype("float")
         sum_bins[sum_bins == 0] = 1
@@ -660,14 +669,14 @@ class _FastFirstOrder:
         elif key == "pct":
             qs = (10, 25, 75, 90)
             ranks = _needed_indices(n, qs)
-            part = _order_statistics(x, ranks)
+            part = _order_statistics(x, ranks, *self._extremes)
             st[key] = _percentiles(part, n, qs)
             h = n // 2
             st["median"] = part[h] if n % 2 else (part[h - 1] + part[h]) / 2.0
         elif key == "min":
-            st[key] = np.array([x.min()])
+            st[key] = np.array([self._extremes[0]])
         elif key == "max":
-            st[key] = np.array([x.max()])
+            st[key] = np.array([self._extremes[1]])
         return st[key]
 
     def _pct(self, q):
