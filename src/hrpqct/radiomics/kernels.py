@@ -24,7 +24,8 @@ import numpy as np
 from numba import njit
 
 __all__ = [
-    "digitize", "gather", "digitize_bins", "glcm_counts", "pairwise_sum", "pairwise_sums", "glrlm_counts", "glszm_zones", "glszm_fill", "ngtdm_gldm_counts",
+    "digitize", "gather", "digitize_bins", "glcm_counts", "glrlm_counts", "glszm_zones",
+    "glszm_fill", "ngtdm_gldm_counts", "pairwise_sum", "pairwise_sums",
 ]
 
 
