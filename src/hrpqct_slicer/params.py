@@ -23,7 +23,7 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, TypeVar
 
-from hrpqct.method import RADIOMICS
+from hrpqct.method import DEVICES, INFERENCE, PRESETS, RADIOMICS, REFINE_ONLY as _REFINE_ONLY
 from hrpqct.regions import RADIOMICS_REGIONS
 
 __all__ = [
@@ -42,9 +42,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _NODE = "mrml_node"
-DEVICES = ("auto", "cpu", "cuda", "mps")
-REFINE_ONLY = ("", "split", "topology")  # "" = both rules
-PRESET_CHOICES = ("paper", "3d", "file")
+# the choices, from hrpqct.method (DEVICES is re-exported as is)
+REFINE_ONLY = tuple(o or "" for o in _REFINE_ONLY)  # "" = both rules
+PRESET_CHOICES = (*PRESETS, "file")
 
 
 def node_field(node_class: str = "vtkMRMLNode") -> Any:
@@ -147,7 +147,7 @@ class SegmentationParameters:
     input_volume: Any = node_field("vtkMRMLScalarVolumeNode")
     output_segmentation: Any = node_field("vtkMRMLSegmentationNode")
     model: str = ""  # catalogue id or model folder; "" = the catalogue's default
-    device: str = "auto"  # one of DEVICES
+    device: str = INFERENCE.device  # one of DEVICES
     fast_cpu: bool = True
     batch_size: int = 0  # slices per forward pass; 0 = automatic
     output_folder: str = ""  # where the files go; "" = a new folder under the temporary folder
