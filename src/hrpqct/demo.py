@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._cli import app
+from .method import RADIOMICS
 from .progress import cli_progress
 
 __all__ = ["DemoScan", "DEMO_SCAN", "demo_phantom", "run_demo"]
@@ -143,7 +144,7 @@ def _classify(features: Path, out: Path, console: Console) -> dict[str, Path]:
                       "(build it with scripts/build_demo_classifier.py)")
         return files
     model = load_model(entry["path"])
-    pred = predict(model, read_table(features, "slice-level"), preset="paper")[0]
+    pred = predict(model, read_table(features, "slice-level"), preset=RADIOMICS.preset)[0]
     out.mkdir(parents=True, exist_ok=True)
     from .io.atomic import atomic_write_json
 

@@ -15,6 +15,7 @@ __all__ = [
     "Preprocessing",
     "Model",
     "Training",
+    "Augmentation",
     "PostProcessing",
     "SoftTissue",
     "Radiomics",
@@ -33,8 +34,29 @@ __all__ = [
     "Statistics",
     "STATISTICS",
     "MORPHOMETRY",
+    "Inference",
+    "INFERENCE",
+    "DEVICES",
+    "UPSAMPLE_MODES",
+    "REFINE_ONLY",
+    "REFINE_KINDS",
+    "PRESETS",
     "as_dict",
 ]
+
+# --- allowed values, declared once (CLI choices, Slicer parameters, the web app, checks) --------
+#: Inference / training devices; ``auto`` = CUDA, then Apple MPS, then CPU.
+DEVICES: tuple[str, ...] = ("auto", "cuda", "mps", "cpu")
+#: Upsampling of the network's 1/4-resolution output (see :attr:`Model.upsample`).
+UPSAMPLE_MODES: tuple[str, ...] = ("bilinear", "nearest")
+#: What a refine re-applies: ``None`` both rules, ``"split"`` only the soft-tissue split,
+#: ``"topology"`` only the topology rules.
+REFINE_ONLY: tuple[str | None, ...] = (None, "split", "topology")
+#: How an edited segmentation is read: ``auto`` (detected), seven ``regions`` or the ``model``'s
+#: five classes.
+REFINE_KINDS: tuple[str, ...] = ("auto", "regions", "model")
+#: The shipped radiomics presets (``Resources/radiomics-<name>.yaml``).
+PRESETS: tuple[str, ...] = ("paper", "3d")
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,31 @@ class Model:
 
 
 @dataclass(frozen=True)
+class Inference:
+    """Running the segmentation model (not in the paper)."""
+
+    device: str = "auto"  # one of DEVICES
+    # per-slice confidence: output pixels with at least this fraction of tissue count as limb
+    confidence_limb_fraction: float = 0.5
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """(not in the paper) Training augmentations; ``enabled=False`` turns all off.
+
+    ``flip_prob``: probability of a left-right mirror; ``rotate_deg``: rotation drawn uniformly
+    in +-this (degrees); ``intensity_scale``/``intensity_shift``: ``x * (1 + a) + b`` with ``a``,
+    ``b`` uniform in +-these (on the [0, 1] input).
+    """
+
+    enabled: bool = True
+    flip_prob: float = 0.5
+    rotate_deg: float = 10.0
+    intensity_scale: float = 0.1  # multiplicative jitter, fraction
+    intensity_shift: float = 0.05  # additive jitter on the [0, 1] input
+
+
+@dataclass(frozen=True)
 class Training:
     """Segmentation training (docs/method.md "Training")."""
 
@@ -96,12 +143,12 @@ class Training:
     grad_clip_norm: float = 1.0
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / validation / test, by patient
     seed: int = 0
-    # (not in the paper) augmentations
-    augment: bool = True
-    flip_prob: float = 0.5
-    rotate_deg: float = 10.0
-    intensity_scale: float = 0.1  # multiplicative jitter, fraction
-    intensity_shift: float = 0.05  # additive jitter on the [0, 1] input
+    augment: Augmentation = Augmentation()  # (not in the paper)
+    # (not in the paper) training runs on the CPU unless asked (bit-identical resume there only)
+    device: str = "cpu"
+    # (not in the paper) synthetic training scans (``hrpqct train-seg --synthetic N``)
+    synthetic_size_px: int = 768  # pixels per side (0.182 mm over the 140 mm field of view)
+    synthetic_slices: int = 8
 
 
 @dataclass(frozen=True)
@@ -272,6 +319,7 @@ class Morphometry:
 SCAN = Scan()
 PREPROCESSING = Preprocessing()
 MODEL = Model()
+INFERENCE = Inference()
 TRAINING = Training()
 POSTPROCESSING = PostProcessing()
 SOFT_TISSUE = SoftTissue()

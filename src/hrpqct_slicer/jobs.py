@@ -411,16 +411,19 @@ class BackgroundJob:
         self.cleanup()
 
 
-def segment_argv(scan: str | os.PathLike, *, model: Optional[str] = None, device: str = "auto",
+def segment_argv(scan: str | os.PathLike, *, model: Optional[str] = None, device: Optional[str] = None,
                  fast_cpu: bool = True, batch_size: Optional[int] = None,
                  name: Optional[str] = None, threads: Optional[int] = None,
                  python: Optional[str] = None) -> ArgvFactory:
-    """The ``hrpqct segment`` command line for :class:`BackgroundJob`."""
+    """The ``hrpqct segment`` command line for :class:`BackgroundJob`; options left ``None`` take
+    the command's defaults (hrpqct.method)."""
 
     def argv(staging: Path, progress: Path) -> list[str]:
         cmd = [python or python_executable(), "-m", "hrpqct", "segment", str(scan),
-               "--out", str(staging), "--progress-json", str(progress), "--device", device,
+               "--out", str(staging), "--progress-json", str(progress),
                "--fast-cpu" if fast_cpu else "--no-fast-cpu", "--quiet"]
+        if device:
+            cmd += ["--device", device]
         if model:
             cmd += ["--model", str(model)]
         if batch_size:
@@ -435,17 +438,21 @@ def segment_argv(scan: str | os.PathLike, *, model: Optional[str] = None, device
 
 
 def radiomics_argv(image: str | os.PathLike, labels: str | os.PathLike, out_name: str, *,
-                   preset: str = "paper", regions: Sequence[str] = (),
-                   stats: Sequence[str] = ("mean",), slices: Optional[str] = None,
+                   preset: Optional[str] = None, regions: Sequence[str] = (),
+                   stats: Sequence[str] = (), slices: Optional[str] = None,
                    scan_id: Optional[str] = None, python: Optional[str] = None) -> ArgvFactory:
     """The radiomics worker's command line (``python -m hrpqct_slicer.worker radiomics``);
-    ``out_name`` is the slice-level table's file name (``.csv`` or ``.parquet``)."""
+    ``out_name`` is the slice-level table's file name (``.csv`` or ``.parquet``); ``preset`` and
+    ``stats`` left empty take the worker's defaults (``RADIOMICS.preset``, ``.aggregation``)."""
 
     def argv(staging: Path, progress: Path) -> list[str]:
         cmd = [python or python_executable(), "-m", "hrpqct_slicer.worker", "radiomics",
                str(image), str(labels), "--out", str(staging / out_name),
-               "--progress-json", str(progress), "--preset", str(preset),
-               "--stats", ",".join(stats)]
+               "--progress-json", str(progress)]
+        if preset:
+            cmd += ["--preset", str(preset)]
+        if stats:
+            cmd += ["--stats", ",".join(stats)]
         if regions:
             cmd += ["--regions", ",".join(regions)]
         if slices:

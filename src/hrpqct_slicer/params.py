@@ -24,7 +24,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
-from hrpqct.method import RADIOMICS
+from hrpqct.method import DEVICES, INFERENCE, PRESETS, RADIOMICS, REFINE_ONLY as _REFINE_ONLY
 from hrpqct.regions import RADIOMICS_REGIONS
 
 __all__ = [
@@ -49,9 +49,9 @@ T = TypeVar("T")
 _NODE = "mrml_node"
 _CHOICES = "choices"
 _RANGE = "range"
-DEVICES = ("auto", "cpu", "cuda", "mps")
-REFINE_ONLY = ("", "split", "topology")  # "" = both rules
-PRESET_CHOICES = ("paper", "3d", "file")
+# the choices, from hrpqct.method (DEVICES is re-exported as is)
+REFINE_ONLY = tuple(o or "" for o in _REFINE_ONLY)  # "" = both rules
+PRESET_CHOICES = (*PRESETS, "file")
 STAT_CHOICES = RADIOMICS.aggregation_stats
 
 
@@ -161,7 +161,7 @@ class SegmentationParameters:
     input_volume: Any = node_field("vtkMRMLScalarVolumeNode")
     output_segmentation: Any = node_field("vtkMRMLSegmentationNode")
     model: str = ""  # catalogue id or model folder; "" = the catalogue's default
-    device: str = choice_field("auto", DEVICES)
+    device: str = choice_field(INFERENCE.device, DEVICES)
     fast_cpu: bool = True
     batch_size: int = range_field(0, 0, 64)  # slices per forward pass; 0 = automatic
     output_folder: str = ""  # where the files go; "" = a new folder under the temporary folder

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from hrpqct.errors import Cancelled, HRpQCTError, InputError
+from hrpqct.method import INFERENCE
 from hrpqct.progress import ProgressCallback
 from hrpqct.regions import Region
 from hrpqct.seg.pipeline import SEGMENT_STAGES
@@ -236,7 +237,7 @@ class SegmentationTask(JobTask):
     and ``<stem>_overlay.png``.
     """
 
-    def __init__(self, volume_node: Any, *, model: Optional[str] = None, device: str = "auto",
+    def __init__(self, volume_node: Any, *, model: Optional[str] = None, device: str = INFERENCE.device,
                  fast_cpu: bool = True, batch_size: Optional[int] = None,
                  out_dir: str | os.PathLike | None = None, name: Optional[str] = None,
                  assume_unit: str = "HU", threads: Optional[int] = None,
@@ -276,7 +277,7 @@ class SegmentationTask(JobTask):
 
 
 def segment_volume_node(scene: Any, logic: Any, volume_node: Any, *,
-                        model: Optional[str] = None, device: str = "auto",
+                        model: Optional[str] = None, device: str = INFERENCE.device,
                         fast_cpu: bool = True, batch_size: Optional[int] = None,
                         out_dir: str | os.PathLike | None = None,
                         segmentation_node: Any = None, review_slices: int = 10,

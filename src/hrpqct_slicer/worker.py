@@ -72,6 +72,7 @@ def _radiomics(ns: argparse.Namespace) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one worker command; returns the exit status."""
     from hrpqct.errors import Cancelled, HRpQCTError
+    from hrpqct.method import RADIOMICS
 
     parser = argparse.ArgumentParser(prog="python -m hrpqct_slicer.worker")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,9 +81,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     r.add_argument("labels", help="7-region label map or .seg.nrrd")
     r.add_argument("--out", required=True, help="slice-level table (.csv or .parquet)")
     r.add_argument("--progress-json", default=None, help="append JSON progress lines here")
-    r.add_argument("--preset", default="paper", help="paper, 3d or a parameter file")
+    r.add_argument("--preset", default=RADIOMICS.preset, help="paper, 3d or a parameter file")
     r.add_argument("--regions", default="", help="comma-separated region names")
-    r.add_argument("--stats", default="mean", help="per-scan statistics: mean,median,sd")
+    r.add_argument("--stats", default=RADIOMICS.aggregation,
+                   help=f"per-scan statistics: {','.join(RADIOMICS.aggregation_stats)}")
     r.add_argument("--slices", default=None, help="'start:stop:step' or 'a,b,c'")
     r.add_argument("--scan-id", default=None, help="scan id in the tables")
     ns = parser.parse_args(argv)

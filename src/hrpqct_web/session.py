@@ -42,6 +42,7 @@ from typing import Any, Optional
 import numpy as np
 
 from hrpqct.errors import HRpQCTError, InputError
+from hrpqct.method import RADIOMICS
 from hrpqct.regions import REGIONS
 from hrpqct.seg.pipeline import SegmentOutputs
 
@@ -555,7 +556,7 @@ class CorrectionSession:
         a.notes = list(meta.get("notes", []))
         a.metadata = meta
         try:
-            a.prediction = predict(model, a.slices, clinical=clinical, preset="paper")[0]
+            a.prediction = predict(model, a.slices, clinical=clinical, preset=RADIOMICS.preset)[0]
         except HRpQCTError as exc:
             text = str(exc).splitlines()[0].replace("(e.g. --clinical age=70)",
                                                     "in the Clinical field, e.g. age=70")

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, ModelError
+from ..method import RADIOMICS
 
 __all__ = ["TRUSTED_TYPES", "SavedModel", "save_model", "load_model", "predict", "Prediction",
            "check_features", "train_model", "bundled_classifier", "FORMAT"]
@@ -163,7 +164,7 @@ class SavedModel:
 
 
 def save_model(folder: str | os.PathLike, main, regions: Mapping[str, object] | None = None, *,
-               preset: str = "paper", title: str = "HR-pQCT osteoporosis model",
+               preset: str = RADIOMICS.preset, title: str = "HR-pQCT osteoporosis model",
                notes: Sequence[str] = (), label_rule: str = "", training: dict | None = None,
                clinical_use: bool = False) -> Path:
     """Write a model folder (module docstring). ``main`` and each ``regions[code]`` are
@@ -386,7 +387,7 @@ def train_model(cohort, folder: str | os.PathLike, *, main_group: tuple[str, str
     training = {"n_patients_train": study.n_patients_train, "n_patients_test": study.n_patients_test,
                 "seed": study.seed, "main_cv_auroc": _f(m.cv_auroc_mean),
                 "main_test_auroc": _f(main.test_auroc), "notes": list(study.notes)}
-    preset = preset or (cohort.preset.split(":")[0] if cohort.preset else "paper")
+    preset = preset or (cohort.preset.split(":")[0] if cohort.preset else RADIOMICS.preset)
     save_model(folder, main, regs, preset=preset, title=title or cfg.title, notes=notes,
                label_rule=cohort.labels.rule, training=training)
     return study, Path(folder)

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from .._cli import app
+from ..method import RADIOMICS
 
 __all__ = ["radiomics", "cohort"]
 
@@ -23,13 +24,14 @@ def radiomics(
     seg: Path = typer.Argument(..., help="Final 7-region label map or Slicer .seg.nrrd."),
     out: Path = typer.Option(..., "--out", "-o", help="Slice-level table (.parquet or .csv); the "
                              "per-scan averages go next to it as <name>.patient.<ext>."),
-    preset: str = typer.Option("paper", help="'paper' (939 2D features per slice), '3d' (whole "
+    preset: str = typer.Option(RADIOMICS.preset, help="'paper' (939 2D features per slice), '3d' (whole "
                                "scan), or a PyRadiomics parameter file."),
     regions: Optional[List[str]] = typer.Option(
         None, "--regions", "-r",
         help="Regions, comma-separated or repeated: TC,TT,FC,FT,MT,AT (default), SK, ST (all "
              "soft tissue), ST<d>mm (soft tissue within d mm of the tibia, e.g. ST10mm)."),
-    stats: str = typer.Option("mean", help="Per-scan statistics over slices: mean,median,sd."),
+    stats: str = typer.Option(RADIOMICS.aggregation, help="Per-scan statistics over slices: "
+                              f"{','.join(RADIOMICS.aggregation_stats)}."),
     slices: Optional[str] = typer.Option(
         None, help="Only these slices, e.g. '0:168:4' or '10,20'."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -95,10 +97,11 @@ def cohort(
     scheduler: Optional[str] = typer.Option(
         None, help="Dask: 'local' (embedded LocalCluster) or a scheduler address "
                    "(tcp://host:8786). Default: local processes."),
-    preset: str = typer.Option("paper", help="'paper', '3d' or a PyRadiomics parameter file."),
+    preset: str = typer.Option(RADIOMICS.preset, help="'paper', '3d' or a PyRadiomics parameter file."),
     regions: Optional[List[str]] = typer.Option(None, "--regions", "-r",
                                                 help="As for 'hrpqct radiomics'."),
-    stats: str = typer.Option("mean", help="Patient-level statistics: mean,median,sd."),
+    stats: str = typer.Option(RADIOMICS.aggregation, help="Patient-level statistics: "
+                              f"{','.join(RADIOMICS.aggregation_stats)}."),
     morphometry: bool = typer.Option(True, help="Also the standard morphometry of every scan: "
                                      "morphometry/<scan_id>.parquet and morphometry.parquet."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),

@@ -23,12 +23,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import InputError
+from ..method import PRESETS as PRESET_NAMES
 from ..method import RADIOMICS
 
 __all__ = ["Preset", "PRESETS", "load_preset", "preset_path"]
 
 #: Shipped presets: name -> file under Resources/ (importable as ``hrpqct.resources``).
-PRESETS: dict[str, str] = {"paper": "radiomics-paper.yaml", "3d": "radiomics-3d.yaml"}
+PRESETS: dict[str, str] = {name: f"radiomics-{name}.yaml" for name in PRESET_NAMES}
 
 # Settings the engine does not support (voxel-based extraction gives maps, not values).
 _UNSUPPORTED = ("kernelRadius", "maskedKernel", "initValue", "voxelBatch")

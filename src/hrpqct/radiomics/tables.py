@@ -60,7 +60,8 @@ __all__ = [
 
 MEASURE_COLUMNS = ("n_pixels", "area_mm2", "volume_mm3", "mean_HU", "sd_HU", "mean_mgHA_ccm")
 _KEY_COLUMNS = ("slice", "region", "reason")
-_STAT_SUFFIX = {"mean": "", "median": "__median", "sd": "__sd"}
+# feature-name suffix per statistic: the paper's mean keeps the names
+_STAT_SUFFIX = {s: "" if s == RADIOMICS.aggregation else f"__{s}" for s in RADIOMICS.aggregation_stats}
 
 
 def limb_box(labels: np.ndarray, margin_px: Sequence[int]) -> tuple[slice, slice]:

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from .._cli import app
 from ..errors import InputError
+from ..method import DEVICES, INFERENCE, UPSAMPLE_MODES
 from ..regions import REGIONS
 from .pipeline import segment_scan
 
@@ -32,7 +33,8 @@ def segment_cmd(
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help="Model folder or catalogue id (default: the bundled "
                                              "demo model). Never downloads."),
-    device: str = typer.Option("auto", help="auto (CUDA, then Apple MPS, then CPU), cuda, mps or cpu."),
+    device: str = typer.Option(INFERENCE.device, help=f"{', '.join(DEVICES)} (auto: CUDA, then "
+                                                      "Apple MPS, then CPU)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1,
                                              help="Slices per forward pass (default: 8 CUDA, 4 MPS, "
                                                   "2 CPU; halved automatically on GPU out-of-memory)."),
@@ -60,8 +62,8 @@ def segment_cmd(
     the region summary <name>_regions.csv, <name>_slices.csv, <name>_scan.csv, and
     <name>_overlay.png (regions on the middle and the least confident slice).
     """
-    if upsample not in (None, "bilinear", "nearest"):
-        raise InputError(f"--upsample must be bilinear or nearest, got {upsample!r}")
+    if upsample not in (None, *UPSAMPLE_MODES):
+        raise InputError(f"--upsample must be {' or '.join(UPSAMPLE_MODES)}, got {upsample!r}")
     if cpu_backend not in (None, "torch", "onnxruntime"):
         raise InputError(f"--cpu-backend must be torch or onnxruntime, got {cpu_backend!r}")
     if threads:

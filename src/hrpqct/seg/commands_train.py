@@ -11,7 +11,7 @@ from rich.console import Console
 
 from .._cli import app
 from ..errors import InputError
-from ..method import MODEL, PREPROCESSING, TRAINING
+from ..method import DEVICES, INFERENCE, MODEL, PREPROCESSING, TRAINING
 from ..progress import cli_progress
 
 _console = Console()
@@ -51,8 +51,9 @@ def train_seg_cmd(
         None, "--data", "-d", help="Manifest CSV, a folder with manifest.csv (e.g. a phantom-cohort "
                                    "folder) or a folder of case folders (image.* + labels5.*). Repeatable."),
     synthetic: int = typer.Option(0, help="Also render N synthetic subjects into the cache and train on them."),
-    synthetic_size: int = typer.Option(768, help="Pixels per side of the synthetic scans."),
-    synthetic_slices: int = typer.Option(8, help="Slices per synthetic scan."),
+    synthetic_size: int = typer.Option(TRAINING.synthetic_size_px,
+                                       help="Pixels per side of the synthetic scans."),
+    synthetic_slices: int = typer.Option(TRAINING.synthetic_slices, help="Slices per synthetic scan."),
     synthetic_seed: int = typer.Option(0, help="Cohort seed of the synthetic subjects."),
     workers: int = typer.Option(1, help="Processes for rendering synthetic scans."),
     variant: str = typer.Option(MODEL.variant, help="SegFormer b0..b5 (or tiny)."),
@@ -69,7 +70,7 @@ def train_seg_cmd(
     batch_size: int = typer.Option(TRAINING.batch_size, help="Slices per step."),
     lr: float = typer.Option(TRAINING.lr, help="Adam learning rate."),
     seed: int = typer.Option(TRAINING.seed, help="Seed of the split, initialisation, order, augmentation."),
-    augment: bool = typer.Option(TRAINING.augment, help="Flips, small rotations, intensity jitter."),
+    augment: bool = typer.Option(TRAINING.augment.enabled, help="Flips, small rotations, intensity jitter."),
     slices_per_scan: Optional[int] = typer.Option(None, help="Use N evenly spaced slices per scan (default all)."),
     val_slices_per_scan: Optional[int] = typer.Option(None, help="Validate on N slices per scan (default all)."),
     cache: Optional[Path] = typer.Option(None, help="Cache folder for preprocessed slices and synthetic "
@@ -77,7 +78,8 @@ def train_seg_cmd(
     resume: bool = typer.Option(True, help="Resume from OUT/checkpoint if present (--no-resume restarts)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch (on a busy shared machine 1 "
                                                      "is often fastest)."),
-    device: str = typer.Option("cpu", help="cpu, cuda, mps or auto (float32 on every device)."),
+    device: str = typer.Option(TRAINING.device, help=f"{', '.join(DEVICES)} (float32 on every "
+                                                     "device)."),
     checkpoint_every: int = typer.Option(0, help="Also checkpoint every N steps (0: every epoch)."),
     name: str = typer.Option("hrpqct-segformer", help="Model name written to the model card."),
     description: str = typer.Option("", help="Model card description."),
@@ -143,7 +145,7 @@ def eval_seg_cmd(
                                                                          "scans with 5-class masks. Repeatable."),
     run: Optional[Path] = typer.Option(None, "--run", help="A train-seg folder: evaluate its test patients."),
     postprocess: bool = typer.Option(True, help="Also score after the topology rules (the headline)."),
-    device: str = typer.Option("auto", help="auto, cuda, mps or cpu."),
+    device: str = typer.Option(INFERENCE.device, help=f"{', '.join(DEVICES)}."),
     batch_size: Optional[int] = typer.Option(None, help="Slices per forward pass."),
     fast_cpu: bool = typer.Option(True, help="CPU fast path of the inference (--no-fast-cpu: plain fp32)."),
     title: str = typer.Option("", help="Title of table.md."),

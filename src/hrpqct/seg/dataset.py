@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..method import TRAINING
+from ..method import TRAINING, Augmentation
 from ..progress import ProgressCallback, report
 from ..regions import MODEL_CLASSES, REGIONS
 from .preprocess import InputSpec, labels_to_input, plan_crop, preprocess_slices
@@ -149,7 +149,8 @@ def read_cases(path: str | os.PathLike) -> list[Case]:
     return cases
 
 
-def synthetic_cohort(cache: str | os.PathLike, n_subjects: int, *, size: int = 768, slices: int = 8,
+def synthetic_cohort(cache: str | os.PathLike, n_subjects: int, *,
+                     size: int = TRAINING.synthetic_size_px, slices: int = TRAINING.synthetic_slices,
                      seed: int = 0, workers: int = 1, progress: ProgressCallback | None = None) -> Path:
     """Render (or reuse) a synthetic cohort in ``cache``; returns its ``manifest.csv``.
 
@@ -341,8 +342,9 @@ def build_cache(cases: Sequence[Case], folder: str | os.PathLike, spec: InputSpe
 
 # --- augmentation ------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Augment:
-    """Augmentation parameters (defaults from ``TRAINING``); ``enabled=False`` turns all off.
+class Augment(Augmentation):
+    """Augmentation parameters: the fields of :class:`hrpqct.method.Augmentation` (defaults
+    ``TRAINING.augment``); ``enabled=False`` turns all off.
 
     ``flip_prob``: probability of a left-right mirror (a left leg becomes a right one);
     ``rotate_deg``: rotation drawn uniformly in +-this (degrees), about the crop centre (image
@@ -350,12 +352,6 @@ class Augment:
     ``intensity_scale``/``intensity_shift``: ``x * (1 + a) + b`` with ``a``, ``b`` uniform in
     +-these (the input is min-max normalised to [0, 1]).
     """
-
-    enabled: bool = TRAINING.augment
-    flip_prob: float = TRAINING.flip_prob
-    rotate_deg: float = TRAINING.rotate_deg
-    intensity_scale: float = TRAINING.intensity_scale
-    intensity_shift: float = TRAINING.intensity_shift
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 
 from ..errors import HRpQCTError
+from ..method import DEVICES  # re-exported: the choices live in hrpqct.method
 
 log = logging.getLogger(__name__)
 
 __all__ = ["DEVICES", "DeviceUnavailable", "select_device", "inference_dtype", "is_out_of_memory",
            "empty_cache"]
 
-DEVICES = ("auto", "cuda", "mps", "cpu")
 
 
 class DeviceUnavailable(HRpQCTError):

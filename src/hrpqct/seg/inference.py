@@ -33,6 +33,7 @@ import numpy as np
 from ..errors import InputError, ModelError
 from ..progress import ProgressCallback, report
 from ..volume import Volume
+from ..method import INFERENCE
 from .device import empty_cache, inference_dtype, is_out_of_memory, select_device
 from .preprocess import CropBox, InputSpec, extract_crops, logits_to_labels, normalise, plan_crop, resample_to_input
 
@@ -142,18 +143,19 @@ def make_predictor(model, device, *, fast_cpu: bool = True, quantize: bool = Fal
 
 
 # --- confidence ------------------------------------------------------------------------------
-def slice_confidence(logits, limb_fraction) -> np.ndarray:
+def slice_confidence(logits, limb_fraction,
+                     min_fraction: float = INFERENCE.confidence_limb_fraction) -> np.ndarray:
     """Per slice ``[b, 3]``: mean max-probability, mean entropy (nats), limb pixel count.
 
     ``logits [b, C, h, w]``; ``limb_fraction [b, h, w]``: fraction of each output pixel that is
-    tissue; pixels with fraction >= 0.5 are averaged (all pixels if a slice has none).
+    tissue; pixels with fraction >= ``min_fraction`` are averaged (all pixels if a slice has none).
     """
     import torch
 
     p = torch.softmax(logits.float(), dim=1)
     maxp = p.amax(dim=1)
     ent = -(p * torch.log(p.clamp_min(1e-12))).sum(dim=1)
-    limb = (limb_fraction >= 0.5).to(maxp.device)
+    limb = (limb_fraction >= min_fraction).to(maxp.device)
     out = np.zeros((logits.shape[0], 3), dtype=np.float64)
     for i in range(logits.shape[0]):
         m = limb[i]

@@ -19,6 +19,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
 
 from ..errors import InputError
+from ..method import POSTPROCESSING
 
 __all__ = [
     "inplane_sampling", "structure", "offsets", "fill_holes", "bbox", "window", "unpad",
@@ -50,7 +51,7 @@ def offsets(connectivity: int) -> list[tuple[int, int]]:
     return [(dy - 1, dx - 1) for dy in range(3) for dx in range(3) if s[dy, dx] and (dy, dx) != (1, 1)]
 
 
-def fill_holes(mask: np.ndarray, connectivity: int = 8) -> np.ndarray:
+def fill_holes(mask: np.ndarray, connectivity: int = POSTPROCESSING.connectivity) -> np.ndarray:
     """Fill holes of a foreground with ``connectivity``; the background uses the complementary one.
 
     Same result as ``ndi.binary_fill_holes(mask, structure=<complementary>)`` (background

@@ -157,7 +157,7 @@ def _needed_bytes(scan: Path) -> int:
         return 0
 
 
-def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: str = "auto",
+def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: Optional[str] = None,
                  batch_size: Optional[int] = None, fast_cpu: bool = True, upsample: Optional[str] = None,
                  cpu_backend: Optional[str] = None, int8: bool = False,
                  name: Optional[str] = None, quiet: bool = False,
@@ -168,7 +168,7 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     pictures: ``<name>_overlay.png`` (the middle and the least confident slice with their regions)
     and ``<name>_confidence.png`` (confidence per slice); names: :class:`SegmentOutputs`.
 
-    ``device``: ``"auto"``, ``"cuda"``, ``"mps"`` or ``"cpu"``. ``cpu_backend``
+    ``device``: one of :data:`hrpqct.method.DEVICES` (default ``INFERENCE.device``). ``cpu_backend``
     (``"torch"``, ``"onnxruntime"``) and ``int8`` choose the fast CPU path
     (:mod:`hrpqct.seg.fastcpu`; int8 changes about 0.01 % of the labels).
 
@@ -182,11 +182,14 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     """
     from ..io import read_scan, write_labelmap, write_segmentation
     from ..io.outputs import keep_previous, prepare_folder, refuse_inputs
+    from ..method import INFERENCE
     from .inference import segment_volume
     from .model import load_model, resolve_model
     from .postprocess import postprocess
     from .softtissue import split_soft_tissue
     from .summary import summarize, write_summary
+
+    device = device or INFERENCE.device
 
     def stage(key: str, label: str, total: Optional[int]):
         return stage_progress(key, label, total, json_file=progress_json, bars=not quiet)
@@ -382,12 +385,12 @@ def refine_file(seg: Path, image: Path, out: Path, *, only: Optional[str] = None
     slice unless ``quiet``."""
     from ..io import read_pair, write_labelmap, write_segmentation
     from ..io.outputs import keep_previous, prepare_folder, refuse_inputs
-    from .refine import ONLY
+    from ..method import REFINE_KINDS, REFINE_ONLY
     from .summary import summarize, write_summary
 
-    if only not in ONLY:
+    if only not in REFINE_ONLY:
         raise InputError(f"--only must be 'split' or 'topology', got {only!r}")
-    if input_kind not in ("auto", *(kind for _, kind in KINDS)):
+    if input_kind not in REFINE_KINDS:
         raise InputError(f"--input-kind must be auto, regions or model, got {input_kind!r}")
     files = RefineOutputs(out, name or f"{output_stem(seg)}_refined")
     # before any work: the output folder must be writable, and no output may be an input

@@ -110,7 +110,7 @@ def _radii(params: PostProcessing) -> list[float]:
 
 
 # --- step 1: one component per class -----------------------------------------------------------
-def reassign_fragments(labels: np.ndarray, *, connectivity: int = 8,
+def reassign_fragments(labels: np.ndarray, *, connectivity: int = POSTPROCESSING.connectivity,
                        protected: np.ndarray | None = None,
                        force: np.ndarray | None = None,
                        classes: tuple[int, ...] | None = None) -> tuple[np.ndarray, int]:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..method import MODEL, PREPROCESSING, SCAN
+from ..method import MODEL, PREPROCESSING, SCAN, UPSAMPLE_MODES
 
 __all__ = [
     "InputSpec",
@@ -45,7 +45,6 @@ __all__ = [
     "UPSAMPLE_MODES",
 ]
 
-UPSAMPLE_MODES = ("bilinear", "nearest")
 
 
 @dataclass(frozen=True)

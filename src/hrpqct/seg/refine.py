@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import GeometryError, InputError
-from ..method import POSTPROCESSING, SOFT_TISSUE, PostProcessing, SoftTissue
+from ..method import POSTPROCESSING, REFINE_ONLY, SOFT_TISSUE, PostProcessing, SoftTissue
 from ..progress import ProgressCallback, report
 from ..regions import BACKGROUND, SOFT_TISSUE_CLASS, region
 from .morphology import bbox, fill_holes, window
@@ -43,7 +43,7 @@ from .softtissue import AT, MT, SK, split_slice
 
 __all__ = ["refine", "to_model_classes", "detect_kind", "ONLY"]
 
-ONLY = (None, "split", "topology")
+ONLY = REFINE_ONLY
 _MAX_REGION = max(region(c).label for c in ("SK", "MT", "AT"))
 
 

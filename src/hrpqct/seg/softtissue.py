@@ -95,7 +95,7 @@ def skin_band(labels: np.ndarray, sampling: tuple[float, float],
 
 
 def seeds(image_hu: np.ndarray, mask: np.ndarray, hu_range: tuple[float, float],
-          min_px: int, connectivity: int = 8) -> np.ndarray:
+          min_px: int, connectivity: int = SOFT_TISSUE.connectivity) -> np.ndarray:
     """Pixels of ``mask`` with ``lo <= HU <= hi``, minus components smaller than ``min_px`` pixels."""
     lo, hi = hu_range
     s = mask & (image_hu >= lo) & (image_hu <= hi)
@@ -108,7 +108,8 @@ def seeds(image_hu: np.ndarray, mask: np.ndarray, hu_range: tuple[float, float],
     return s
 
 
-def grow(seed: np.ndarray, mask: np.ndarray, steps: int, connectivity: int = 8) -> np.ndarray:
+def grow(seed: np.ndarray, mask: np.ndarray, steps: int,
+         connectivity: int = SOFT_TISSUE.connectivity) -> np.ndarray:
     """``steps`` one-pixel dilations of ``seed``, each restricted to ``mask`` (2D booleans).
 
     Equivalent to repeating ``binary_dilation(x) & mask`` ``steps`` times (seeds are kept).

@@ -107,7 +107,7 @@ class TrainConfig:
     threads: int | None = None
     checkpoint_every: int = 0
     eval_batch_size: int = 4
-    device: str = "cpu"
+    device: str = TRAINING.device
 
     def input_spec(self) -> InputSpec:
         return InputSpec(crop_mm=self.crop_mm, input_px=self.input_px)
