@@ -12,6 +12,7 @@ from rich.table import Table
 
 from .._cli import app
 from ..errors import InputError
+from ..method import SOFT_TISSUE, SOFT_TISSUE_THRESHOLDS
 from ..progress import cli_progress
 from ..regions import MODEL_CLASSES, REGIONS
 from ..volume import label_counts
@@ -76,6 +77,10 @@ def refine_cmd(
     input_kind: str = typer.Option("auto", help="auto, regions (7-region map) or model (5 classes)."),
     name: Optional[str] = typer.Option(None, help="Output file stem (default: <segmentation>_refined)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    soft_tissue_thresholds: str = typer.Option(
+        SOFT_TISSUE.thresholds, "--soft-tissue-thresholds",
+        help=f"{' or '.join(SOFT_TISSUE_THRESHOLDS)}: the paper's HU windows of the fat/muscle "
+             "split (XtremeCT II), or windows on this scan's own fat and muscle peaks."),
 ) -> None:
     """Re-apply the topology rules and the soft-tissue split to an annotator's edited segmentation.
 
@@ -84,11 +89,17 @@ def refine_cmd(
     """
     from ..io import read_pair, write_labelmap, write_segmentation
     from ..io.outputs import keep_previous, prepare_folder, refuse_inputs
+    from .commands_segment import soft_tissue_record
+    from .ood import check_anatomy
     from .refine import detect_kind, refine, to_model_classes
+    from .softtissue import resolve_thresholds
     from .summary import summarize, write_summary
 
     if only not in (None, "split", "topology"):
         raise InputError(f"--only must be 'split' or 'topology', got {only!r}")
+    if soft_tissue_thresholds not in SOFT_TISSUE_THRESHOLDS:
+        raise InputError(f"--soft-tissue-thresholds must be {' or '.join(SOFT_TISSUE_THRESHOLDS)}"
+                         f", got {soft_tissue_thresholds!r}")
     if input_kind not in ("auto", "regions", "model"):
         raise InputError(f"--input-kind must be auto, regions or model, got {input_kind!r}")
     stem = name or f"{output_stem(seg)}_refined"
@@ -110,11 +121,17 @@ def refine_cmd(
             kind = detect_kind(lab.array)
         segments = lab.meta.get("segments") if lab.meta.get("format") == "seg.nrrd" else None
         warnings += settle(check_refine_input(lab.array, kind, seg, segments))
+        soft, soft_warnings, peaks = SOFT_TISSUE, [], {}
+        if only != "topology":
+            soft, soft_warnings, peaks = resolve_thresholds(
+                to_model_classes(lab.array, kind), img.array, soft_tissue_thresholds, where=image)
         with cli_progress("Refining slices", lab.shape[0], enabled=not quiet) as cb:
             out_arr = refine(lab.array, img.array, img.spacing, only=only,
                              keep_soft_tissue_edits=keep_edits,
                              erased_is_soft_tissue=erased_is_soft_tissue, input_kind=kind,
-                             progress=cb)
+                             soft=soft, progress=cb)
+        # out of distribution (issue 14): bones far from a distal tibia's
+        warnings += settle(check_anatomy(out_arr, img.spacing, seg)) + soft_warnings
     except InputError as exc:
         if str(seg) in str(exc):
             raise
@@ -129,6 +146,8 @@ def refine_cmd(
     summary = None
     if seven:
         summary = summarize(out_arr, img.array, img.spacing, calibration=img.calibration)
+        if only != "topology":
+            summary.scan.update(soft_tissue_record(soft, peaks))
         summary.warnings = list(warnings)
         written += write_summary(summary, out, stem)
 

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from .._cli import app
 from ..errors import InputError
+from ..method import OOD, SOFT_TISSUE, SOFT_TISSUE_THRESHOLDS
 from ..progress import cli_progress
 from ..regions import REGIONS
 
@@ -29,7 +30,9 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
                  batch_size: Optional[int] = None, fast_cpu: bool = True, upsample: Optional[str] = None,
                  cpu_backend: Optional[str] = None, int8: bool = False,
                  name: Optional[str] = None, quiet: bool = False,
-                 progress_json: Optional[Path] = None) -> dict:
+                 progress_json: Optional[Path] = None,
+                 soft_tissue_thresholds: Optional[str] = None,
+                 flip_check: Optional[int] = None) -> dict:
     """Read ``scan`` (HU), segment it, apply the topology rules and the soft-tissue split, write
     ``<name>.seg.nrrd``, ``<name>_labels.nrrd`` (7 regions), ``<name>_confidence.csv`` and the
     region summary (``<name>_regions.csv``, ``_slices.csv``, ``_scan.csv``) into ``out``, and two
@@ -42,6 +45,11 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     ``progress_json``: a file to which each step appends machine-readable progress, one JSON
     object per line (:func:`json_progress`), for callers that run the command in the background
     (the Slicer module); the terminal bars are then off.
+
+    ``soft_tissue_thresholds``: ``"paper"`` (default) or ``"histogram"``
+    (:func:`hrpqct.seg.softtissue.resolve_thresholds`). ``flip_check``: slices run again mirrored
+    for the test-time-augmentation check (default ``OOD.flip_slices``; 0 turns it off).
+    Out-of-distribution warnings (:mod:`hrpqct.seg.ood`) join the input warnings.
 
     Returns ``{"result": SegmentationResult, "labels7": Volume, "summary": Summary, "written": [...]}``.
     """
@@ -74,11 +82,20 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     # garbage in (blank, 8-bit, a mask as the scan, tiny field of view...) stops here, before
     # the inference; doubtful input (non-square pixels, thick slices) is carried as warnings
     warnings = settle(check_scan(image, scan))
+    from ..method import OOD
+    from . import ood
+    from .softtissue import resolve_thresholds
+
+    # out of distribution (issue 14): spacing, intensities, limbs, before the network...
+    warnings += settle(ood.scan_checks(image, ood.load_reference(loaded.folder),
+                                       loaded.input_spec, scan))
+    flips = OOD.flip_slices if flip_check is None else int(flip_check)
     with stage("segment", f"Segmenting ({device})", image.shape[0]) as cb:
         result = segment_volume(image, loaded, device=device, batch_size=batch_size, progress=cb,
                                 fast_cpu=fast_cpu, upsample=upsample, cpu_backend=cpu_backend,
-                                quantize=int8)
+                                quantize=int8, flip_check=flips)
     settle(check_model_output(result.confidence, loaded.folder or loaded.card.name), model=True)
+    warnings += settle(ood.check_flip(result.flip_agreement, scan))  # ...and of the network
     if result.limb_truncated:
         warnings.append(f"{scan}: the limb is wider than the model's crop; its edges are "
                         "labelled background")
@@ -87,12 +104,17 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     labels7 = result.labels.array
     with stage("topology", "Topology rules", image.shape[0]) as cb:
         postprocess(labels7, image.spacing, progress=cb, out=labels7)
+    warnings += settle(ood.check_anatomy(labels7, image.spacing, scan))  # ...and of the bones
+    soft, soft_warnings, peaks = resolve_thresholds(labels7, image.array, soft_tissue_thresholds,
+                                                    where=scan)
+    warnings += soft_warnings
     with stage("split", "Soft-tissue split", image.shape[0]) as cb:
-        split_soft_tissue(labels7, image.array, image.spacing, progress=cb, out=labels7)
+        split_soft_tissue(labels7, image.array, image.spacing, soft, progress=cb, out=labels7)
     vol7 = image.with_array(labels7, unit="label", label_map="regions7",
                             segmentation_model=loaded.card.name)
     vol7.calibration = None
     summary = summarize(labels7, image.array, image.spacing, calibration=image.calibration)
+    summary.scan.update(soft_tissue_record(soft, peaks))
     summary.warnings = list(warnings)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -113,6 +135,19 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     written += pictures
     return {"result": result, "labels7": vol7, "summary": summary, "written": written,
             "model": loaded, "previous": previous, "warnings": warnings}
+
+
+def soft_tissue_record(soft, peaks: dict) -> dict:
+    """The soft-tissue thresholds used and the histogram peaks, as ``<stem>_scan.csv`` rows."""
+    nan = float("nan")
+    return {
+        "soft_tissue_fat_peak_hu": nan if peaks.get("fat_hu") is None else peaks["fat_hu"],
+        "soft_tissue_muscle_peak_hu": nan if peaks.get("muscle_hu") is None else peaks["muscle_hu"],
+        "adipose_seed_low_hu": soft.adipose_hu[0], "adipose_seed_high_hu": soft.adipose_hu[1],
+        "myotendinous_seed_low_hu": soft.myotendinous_hu[0],
+        "myotendinous_seed_high_hu": soft.myotendinous_hu[1],
+        "tie_threshold_hu": soft.tie_threshold_hu,
+    }
 
 
 def output_paths(out: Path, stem: str) -> list[Path]:
@@ -200,6 +235,13 @@ def segment_cmd(
     progress_json: Optional[Path] = typer.Option(
         None, "--progress-json", help="Append machine-readable progress to this file, one JSON "
                                       "object per line (stage, label, done, total); no bars."),
+    soft_tissue_thresholds: str = typer.Option(
+        SOFT_TISSUE.thresholds, "--soft-tissue-thresholds",
+        help=f"{' or '.join(SOFT_TISSUE_THRESHOLDS)}: the paper's HU windows of the fat/muscle "
+             "split (XtremeCT II), or windows on this scan's own fat and muscle peaks."),
+    flip_check: int = typer.Option(OOD.flip_slices, "--flip-check", min=0,
+                                   help="Slices run again mirrored left-right to check that the "
+                                        "network agrees with itself (0: off)."),
 ) -> None:
     """Segment a scan into the seven regions (TC, TT, FC, FT, SK, MT, AT).
 
@@ -212,6 +254,9 @@ def segment_cmd(
         raise InputError(f"--upsample must be bilinear or nearest, got {upsample!r}")
     if cpu_backend not in (None, "torch", "onnxruntime"):
         raise InputError(f"--cpu-backend must be torch or onnxruntime, got {cpu_backend!r}")
+    if soft_tissue_thresholds not in SOFT_TISSUE_THRESHOLDS:
+        raise InputError(f"--soft-tissue-thresholds must be {' or '.join(SOFT_TISSUE_THRESHOLDS)}"
+                         f", got {soft_tissue_thresholds!r}")
     if threads:
         import torch
 
@@ -219,7 +264,8 @@ def segment_cmd(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     res = segment_scan(scan, out, model=model, device=device, batch_size=batch_size,
                        fast_cpu=fast_cpu, upsample=upsample, cpu_backend=cpu_backend, int8=int8,
-                       name=name, quiet=quiet, progress_json=progress_json)
+                       name=name, quiet=quiet, progress_json=progress_json,
+                       soft_tissue_thresholds=soft_tissue_thresholds, flip_check=flip_check)
     r = res["result"]
     _console.print(f"model {res['model'].card.name!r} on {r.device}"
                    f"{' (fast CPU path)' if r.fast_cpu else ''}, batch {r.batch_size}: "
