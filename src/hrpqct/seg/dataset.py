@@ -389,7 +389,8 @@ class Augment:
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON values (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     def only(self, *names: str) -> "Augment":
         """The robust augmentations named (``"resolution"``, ``"noise"``, ``"calib"``, ``"blur"``,
