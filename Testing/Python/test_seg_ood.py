@@ -265,3 +265,21 @@ def test_segment_volume_runs_the_flip_check_on_the_asked_slices(phantom):
     off = segment_volume(phantom.image, build_model("tiny", seed=0), device="cpu",
                          input_spec=InputSpec(input_px=64))
     assert off.flip_agreement == {} and "flip_agreement" not in off.confidence.columns
+
+
+def test_slicer_refine_result_carries_the_anatomy_warnings(phantom):
+    slicer = pytest.importorskip("slicer", reason="slicer-core (the MRML library) is not installed")
+    if not hasattr(slicer, "vtkMRMLScene"):
+        pytest.skip("the 'slicer' module has no vtkMRMLScene (not slicer-core)")
+    import hrpqct_slicer as B
+    from hrpqct_slicer import seg_logic as S
+
+    scene = slicer.vtkMRMLScene()
+    logic = B.segmentations_logic(scene)
+    node = B.volume_to_node(scene, phantom.image, name="leg scan")
+    five = phantom.labels5.array.copy()
+    five[np.isin(five, (TC, TT))] = ST  # the failure: the tibia labelled soft tissue
+    seg = B.labelmap_to_segmentation(scene, logic, phantom.labels5.with_array(five), reference=node,
+                                     table="model")
+    result = S.refine_segmentation(scene, logic, seg, node)
+    assert any("no tibia found on 2 of 2 slices" in w for w in result.warnings)
