@@ -48,7 +48,8 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
 
     ``soft_tissue_thresholds``: ``"paper"`` (default) or ``"histogram"``
     (:func:`hrpqct.seg.softtissue.resolve_thresholds`). ``flip_check``: slices run again mirrored
-    for the test-time-augmentation check (default ``OOD.flip_slices``; 0 turns it off).
+    for the test-time-augmentation check (default ``OOD.flip_slices``, at most one per 8 slices;
+    0 turns it off).
     Out-of-distribution warnings (:mod:`hrpqct.seg.ood`) join the input warnings.
 
     Returns ``{"result": SegmentationResult, "labels7": Volume, "summary": Summary, "written": [...]}``.
@@ -82,14 +83,15 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     # garbage in (blank, 8-bit, a mask as the scan, tiny field of view...) stops here, before
     # the inference; doubtful input (non-square pixels, thick slices) is carried as warnings
     warnings = settle(check_scan(image, scan))
-    from ..method import OOD
     from . import ood
     from .softtissue import resolve_thresholds
 
     # out of distribution (issue 14): spacing, intensities, limbs, before the network...
     warnings += settle(ood.scan_checks(image, ood.load_reference(loaded.folder),
                                        loaded.input_spec, scan))
-    flips = OOD.flip_slices if flip_check is None else int(flip_check)
+    # default: OOD.flip_slices, at most one per 8 slices (a 3-slice test scan: 1; a scan: 6)
+    flips = (max(1, min(OOD.flip_slices, image.shape[0] // 8)) if flip_check is None
+             else int(flip_check))
     with stage("segment", f"Segmenting ({device})", image.shape[0]) as cb:
         result = segment_volume(image, loaded, device=device, batch_size=batch_size, progress=cb,
                                 fast_cpu=fast_cpu, upsample=upsample, cpu_backend=cpu_backend,
@@ -239,9 +241,10 @@ def segment_cmd(
         SOFT_TISSUE.thresholds, "--soft-tissue-thresholds",
         help=f"{' or '.join(SOFT_TISSUE_THRESHOLDS)}: the paper's HU windows of the fat/muscle "
              "split (XtremeCT II), or windows on this scan's own fat and muscle peaks."),
-    flip_check: int = typer.Option(OOD.flip_slices, "--flip-check", min=0,
-                                   help="Slices run again mirrored left-right to check that the "
-                                        "network agrees with itself (0: off)."),
+    flip_check: Optional[int] = typer.Option(
+        None, "--flip-check", min=0,
+        help=f"Slices run again mirrored left-right to check that the network agrees with itself "
+             f"(default {OOD.flip_slices}, at most one per 8 slices; 0: off)."),
 ) -> None:
     """Segment a scan into the seven regions (TC, TT, FC, FT, SK, MT, AT).
 
