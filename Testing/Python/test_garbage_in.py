@@ -101,7 +101,13 @@ def test_doubtful_geometry_is_a_warning_in_cli_and_summary(spacing, warning, pha
     assert segmentation_warnings(tmp_path / "out", "leg") == rows
 
 
-def test_clean_scan_has_no_warning(phantom, tmp_path, tiny_model, capsys):
+def test_clean_scan_has_no_warning(phantom, tmp_path, tiny_model, capsys, monkeypatch):
+    # the tiny model is random: its bones are noise, so the checks of what it segmented
+    # (hrpqct.seg.ood, test_seg_ood.py) are off here; this is about the input
+    from hrpqct.seg import ood
+
+    monkeypatch.setattr(ood, "check_anatomy", lambda *a, **k: [])
+    monkeypatch.setattr(ood, "check_flip", lambda *a, **k: [])
     scan = write_image(phantom.image, tmp_path / "leg.nrrd")
     assert _segment(scan, tmp_path / "out", tiny_model) == 0
     table = pd.read_csv(tmp_path / "out" / "leg_scan.csv")

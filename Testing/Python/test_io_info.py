@@ -117,3 +117,42 @@ def test_scanco_calibration_in_json():
     assert d["header"]["ScannerType"] == 9
     mask = json.loads(run_info(str(DATA / "XT2_RADIUS_82_SEG.AIM"), "--json").output)
     assert [(r["label"], r["voxels"]) for r in mask["labels"]][1] == (127, 3032038)
+
+
+# --- issue 14: what `info` says about masks and compressed AIMs ----------------------------------
+def test_a_zero_one_volume_is_not_named_as_this_projects_label_map(tmp_path):
+    mask = (np.arange(2 * 5 * 6).reshape(2, 5, 6) % 3 == 0).astype(np.int16)
+    p = write_image(Volume(mask, unit="HU"), tmp_path / "mask.nrrd")
+    d = describe_file(p)
+    rows = {r["label"]: r for r in d["labels"]}
+    assert sorted(rows) == [0, 1] and rows[1]["voxels"] == int(mask.sum())
+    assert rows[1]["code"] == "" and rows[1]["name"] == "" and d["labels_named"] is False
+    assert "not named" in d["notes"][0]
+    res = run_info(str(p))
+    assert res.exit_code == 0 and "Tibia cortical" not in res.output
+    named = describe_file(p, labels=True)  # asked for: named with the table
+    assert {r["label"]: r["name"] for r in named["labels"]}[1] == REGIONS[0].name
+
+
+@pytest.mark.skipif(not (DATA / "test_aim.AIM").is_file(), reason="real Scanco files absent")
+def test_real_binary_aim_is_counted_not_named():
+    d = describe_file(DATA / "test_aim.AIM")
+    rows = {r["label"]: r for r in d["labels"]}
+    assert rows[1]["voxels"] == 81 and rows[1]["name"] == "" and rows[1]["code"] == ""
+
+
+@pytest.mark.skipif(not (DATA / "test_aim.AIM").is_file(), reason="real Scanco files absent")
+def test_compressed_aim_says_the_compression_is_not_supported(tmp_path):
+    from hrpqct.io.scanco import aim_data_type
+
+    raw = bytearray((DATA / "test_aim.AIM").read_bytes())
+    assert aim_data_type(DATA / "test_aim.AIM") == 0x00020002  # short, uncompressed
+    raw[40:44] = (0x00150001).to_bytes(4, "little")  # the struct's type: run-length binary
+    p = tmp_path / "compressed.aim"
+    p.write_bytes(bytes(raw))
+    assert aim_data_type(p) == 0x00150001
+    res = run_info(str(p))
+    assert res.exit_code != 0 and isinstance(res.exception, InputError)
+    msg = str(res.exception)
+    assert "compressed (run-length compressed binary" in msg and "does not support" in msg
+    assert "truncated" not in msg and "bytes are missing" not in msg

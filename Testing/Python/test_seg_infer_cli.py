@@ -57,7 +57,8 @@ def test_segment_writes_seven_regions_confidence_and_summary(tmp_path, scan_file
     seg = read_segmentation_file(out / "leg.seg.nrrd")
     assert seg.shape == ph.image.shape
     conf = pd.read_csv(out / "leg_confidence.csv")
-    assert list(conf.columns) == ["slice", "mean_max_prob", "mean_entropy", "limb_pixels"]
+    assert list(conf.columns) == ["slice", "mean_max_prob", "mean_entropy", "limb_pixels",
+                                  "flip_agreement"]  # test-time augmentation (issue 14)
     assert len(conf) == 3
     regions = pd.read_csv(out / "leg_regions.csv")
     assert list(regions.code) == ["TC", "TT", "FC", "FT", "SK", "MT", "AT"]

@@ -41,6 +41,10 @@ __all__ = [
     "REFINE_ONLY",
     "REFINE_KINDS",
     "PRESETS",
+    "SOFT_TISSUE_THRESHOLDS",
+    "AUGMENTATION",
+    "OutOfDistribution",
+    "OOD",
     "as_dict",
 ]
 
@@ -57,6 +61,12 @@ REFINE_ONLY: tuple[str | None, ...] = (None, "split", "topology")
 REFINE_KINDS: tuple[str, ...] = ("auto", "regions", "model")
 #: The shipped radiomics presets (``Resources/radiomics-<name>.yaml``).
 PRESETS: tuple[str, ...] = ("paper", "3d")
+
+#: How the soft-tissue split gets its HU thresholds (``hrpqct segment/refine
+#: --soft-tissue-thresholds``): ``"paper"``, the paper's fixed windows (XtremeCT II; the default),
+#: or ``"histogram"``, windows placed on the fat and muscle peaks of the scan's own soft-tissue
+#: histogram (not in the paper; ``docs/segmentation.md``).
+SOFT_TISSUE_THRESHOLDS: tuple[str, ...] = ("paper", "histogram")
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,47 @@ class Augmentation:
     rotate_deg: float = 10.0
     intensity_scale: float = 0.1  # multiplicative jitter, fraction
     intensity_shift: float = 0.05  # additive jitter on the [0, 1] input
+    # --- ``robust=True`` (``hrpqct train-seg --robust-augment``, issue 14): training for scans
+    # unlike the training data. Each draws with its probability, on the network's input grid
+    # (``docs/training.md``); label maps are moved with the image (nearest neighbour) or kept
+    # (intensity-only changes).
+    robust: bool = False
+
+    # resolution: the slice is brought down to a coarser pixel and back up to the model grid
+    # (a scan of that pixel size resampled by inference); drawn from the named scanner pixel
+    # sizes (XtremeCT II 60.7 um, XtremeCT I 82 um) or uniformly in the pQCT / clinical CT range
+    resolution_prob: float = 0.3
+    resolution_scanners_mm: tuple[float, ...] = (0.0607, 0.082)
+    resolution_range_mm: tuple[float, float] = (0.2, 0.8)
+    # additive noise: SD uniform in (0, noise_sd) on the [0, 1] input (0.03 ~ 100 HU after the
+    # per-slice min-max over about -1000..2500 HU), texture: the noise smoothed by a Gaussian
+    # of SD uniform in (0, noise_grain_px) pixels (correlated noise of reconstruction kernels)
+    noise_prob: float = 0.3
+    noise_sd: float = 0.03
+    noise_grain_px: float = 2.0
+    # intensity calibration errors: x * (1 + a) + b, |a| <= calib_scale, |b| <= calib_shift (on
+    # top of intensity_scale / intensity_shift, wider and rarer)
+    calib_prob: float = 0.3
+    calib_scale: float = 0.25
+    calib_shift: float = 0.1
+    # blur: Gaussian of SD uniform in (0, blur_px) pixels
+    blur_prob: float = 0.3
+    blur_px: float = 2.0
+    # motion: a ghost of the slice shifted by up to motion_px pixels in a random direction,
+    # weight up to motion_weight (the streaks and doubled edges of a moving limb)
+    motion_prob: float = 0.2
+    motion_px: float = 8.0
+    motion_weight: float = 0.3
+    # field of view and limb position: shift by up to shift_fraction of the side, scale in
+    # (1 - zoom, 1 + zoom); outside filled with the slice minimum and background
+    position_prob: float = 0.5
+    shift_fraction: float = 0.15
+    zoom: float = 0.2
+    # radius-like negatives: the fibula is painted over with the soft tissue's median and the
+    # limb shrunk to radius_zoom (a forearm), and the whole target is background, so a lone
+    # bone in a small limb is not taught as a tibia (the no-tibia warning then fires)
+    radius_prob: float = 0.05
+    radius_zoom: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -182,6 +233,24 @@ class SoftTissue:
     # (not in the paper) connectivity of seed components and of the one-pixel dilation
     # (8: a 3 x 3 square, so 20 dilations reach 20 pixels along rows, columns and diagonals).
     connectivity: int = 8
+    # (not in the paper) where the thresholds come from: one of SOFT_TISSUE_THRESHOLDS
+    thresholds: str = "paper"
+    # (not in the paper) the soft-tissue histogram (fat and muscle peaks; the "histogram" option
+    # and the warning when the peaks lie outside the paper's seed windows): bins of this width
+    # over this range, smoothed by a Gaussian of this SD, sampled from at most this many voxels
+    histogram_bin_hu: float = 5.0
+    histogram_range_hu: tuple[float, float] = (-800.0, 800.0)
+    histogram_smooth_hu: float = 15.0
+    histogram_sample_voxels: int = 2_000_000
+    # the fat peak is the mode below the tie threshold, the muscle peak the mode above it; a peak
+    # must hold at least this fraction of the soft tissue's voxels within +-50 HU to count
+    histogram_min_peak_fraction: float = 0.02
+    # "histogram" windows: adipose seeds from (fat peak - adipose_width) to the midpoint between
+    # the fat peak and the valley; myotendinous seeds from the midpoint between the valley and the
+    # muscle peak to (muscle peak + myotendinous_width); the tie threshold is the valley (the
+    # least populated bin between the peaks). The widths are those of the paper's windows.
+    histogram_adipose_width_hu: float = 400.0
+    histogram_myotendinous_width_hu: float = 500.0
 
 
 @dataclass(frozen=True)
@@ -316,6 +385,57 @@ class Morphometry:
     bones: tuple[str, ...] = ("tibia", "fibula")
 
 
+@dataclass(frozen=True)
+class OutOfDistribution:
+    """(not in the paper) Out-of-distribution checks of a scan and its segmentation (issue 14;
+    ``docs/input-checks.md``, "Out of distribution"). A check warns; it never stops a run.
+
+    Anatomical ranges: about three times wider than the typical means of adults at the XtremeCT
+    II distal tibia (``hrpqct.morphometry.reference.NORMATIVE``: Tt.Ar 600-900 mm2, Ct.Th
+    1.0-1.6 mm; Whittier et al. 2020 J Bone Miner Res 35:2151; Warden et al. 2022 Osteoporos
+    Int 33:791), so that only a segmentation that is not a distal tibia falls outside them.
+    """
+
+    # spacing: warn when the in-plane pixel is more than this factor finer or coarser than the
+    # range of pixel sizes the model was trained and tested at (its reference.json)
+    spacing_factor: float = 2.0
+    # intensity: the limb's HU distribution against the training data's (reference.json):
+    # the Wasserstein-1 distance (mean absolute difference of the 99 percentiles), HU; warn
+    # above this multiple of the largest distance among the reference phantoms, at least the
+    # floor (HU)
+    intensity_factor: float = 3.0
+    intensity_floor_hu: float = 60.0
+    # and the fat and muscle modes of the limb's histogram (modes in fat_mode_window_hu and
+    # muscle_mode_window_hu) more than this far from the reference's (a calibration offset or
+    # another scanner moves the modes; body composition does not)
+    mode_tolerance_hu: float = 100.0
+    fat_mode_window_hu: tuple[float, float] = (-600.0, -50.0)
+    muscle_mode_window_hu: tuple[float, float] = (-50.0, 400.0)
+    # limb: tissue above PREPROCESSING.limb_threshold_hu in the sampled slices; a limb needs
+    # this area (mm2); a second component of at least second_limb_fraction of the largest one's
+    # area is a second limb
+    min_limb_mm2: float = 500.0
+    second_limb_fraction: float = 0.3
+    # soft tissue: a limb with less than this fraction of its voxels in soft_tissue_hu is not a
+    # limb (foam, a specimen, a phantom)
+    soft_tissue_hu: tuple[float, float] = (-250.0, 250.0)
+    min_soft_tissue_fraction: float = 0.2
+    # tibia: found on fewer than this fraction of the slices -> "no tibia"
+    min_tibia_slice_fraction: float = 0.5
+    # ranges (mean over the slices where the bone is present)
+    tibia_area_mm2: tuple[float, float] = (200.0, 2500.0)  # TC + TT; Tt.Ar 600-900 typical
+    fibula_area_mm2: tuple[float, float] = (15.0, 600.0)  # FC + FT
+    # cortical thickness, annular estimate Ct.Ar / outer perimeter of the equal-area disk
+    tibia_ct_th_mm: tuple[float, float] = (0.3, 4.0)  # Ct.Th 1.0-1.6 typical
+    # at the distal tibia the tibia's cross-section is several times the fibula's
+    min_tibia_to_fibula_area: float = 1.5
+    # test-time augmentation: the network is run again on left-right mirrored slices (this many,
+    # evenly spaced) and the labels compared; warn below this mean Dice over the four bone
+    # classes (bone classes present in neither run are left out)
+    flip_slices: int = 6
+    min_flip_agreement: float = 0.8
+
+
 SCAN = Scan()
 PREPROCESSING = Preprocessing()
 MODEL = Model()
@@ -328,6 +448,8 @@ SELECTION = Selection()
 CLASSIFICATION = Classification()
 STATISTICS = Statistics()
 MORPHOMETRY = Morphometry()
+AUGMENTATION = TRAINING.augment  # the same object: the training augmentation defaults
+OOD = OutOfDistribution()
 
 
 def as_dict(obj) -> dict:

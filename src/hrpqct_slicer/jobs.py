@@ -414,9 +414,10 @@ class BackgroundJob:
 def segment_argv(scan: str | os.PathLike, *, model: Optional[str] = None, device: Optional[str] = None,
                  fast_cpu: bool = True, batch_size: Optional[int] = None,
                  name: Optional[str] = None, threads: Optional[int] = None,
-                 python: Optional[str] = None) -> ArgvFactory:
+                 python: Optional[str] = None,
+                 soft_tissue_thresholds: Optional[str] = None) -> ArgvFactory:
     """The ``hrpqct segment`` command line for :class:`BackgroundJob`; options left ``None`` take
-    the command's defaults (hrpqct.method)."""
+    the command's defaults (hrpqct.method; ``soft_tissue_thresholds``: ``"paper"``/``"histogram"``)."""
 
     def argv(staging: Path, progress: Path) -> list[str]:
         cmd = [python or python_executable(), "-m", "hrpqct", "segment", str(scan),
@@ -432,6 +433,8 @@ def segment_argv(scan: str | os.PathLike, *, model: Optional[str] = None, device
             cmd += ["--name", name]
         if threads:
             cmd += ["--threads", str(int(threads))]
+        if soft_tissue_thresholds:
+            cmd += ["--soft-tissue-thresholds", str(soft_tissue_thresholds)]
         return cmd
 
     return argv

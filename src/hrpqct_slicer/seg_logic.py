@@ -241,7 +241,8 @@ class SegmentationTask(JobTask):
                  fast_cpu: bool = True, batch_size: Optional[int] = None,
                  out_dir: str | os.PathLike | None = None, name: Optional[str] = None,
                  assume_unit: str = "HU", threads: Optional[int] = None,
-                 python: Optional[str] = None) -> None:
+                 python: Optional[str] = None,
+                 soft_tissue_thresholds: Optional[str] = None) -> None:
         from hrpqct.io import write_image
 
         self.volume_node = volume_node
@@ -253,7 +254,9 @@ class SegmentationTask(JobTask):
         def argv(staging: Path, progress: Path) -> list[str]:  # the scan is in the work folder
             return list(segment_argv(input_path, model=model, device=device, fast_cpu=fast_cpu,
                                      batch_size=batch_size, name=self.stem, threads=threads,
-                                     python=python)(staging, progress))
+                                     python=python,
+                                     soft_tissue_thresholds=soft_tissue_thresholds
+                                     )(staging, progress))
 
         self.job = BackgroundJob(argv, self.out_dir, stages=SEGMENT_STAGES, name="hrpqct-seg")
         input_path = self.job.work_dir / f"{self.stem}.nrrd"
@@ -283,7 +286,8 @@ def segment_volume_node(scene: Any, logic: Any, volume_node: Any, *,
                         segmentation_node: Any = None, review_slices: int = 10,
                         assume_unit: str = "HU", timeout: Optional[float] = None,
                         progress: Optional[Callable[[JobStatus], Optional[bool]]] = None,
-                        python: Optional[str] = None) -> SegmentationResults:
+                        python: Optional[str] = None,
+                        soft_tissue_thresholds: Optional[str] = None) -> SegmentationResults:
     """Segment ``volume_node`` in a background process, wait, and load the results (blocking).
 
     ``progress(status)`` is called as the run advances; returning ``False`` cancels. Raises
@@ -291,7 +295,7 @@ def segment_volume_node(scene: Any, logic: Any, volume_node: Any, *,
     """
     task = SegmentationTask(volume_node, model=model, device=device, fast_cpu=fast_cpu,
                             batch_size=batch_size, out_dir=out_dir, assume_unit=assume_unit,
-                            python=python)
+                            python=python, soft_tissue_thresholds=soft_tissue_thresholds)
     status = task.wait(timeout=timeout, progress=progress)
     if status.state == "cancelled":
         raise Cancelled(f"segmentation of {volume_node.GetName()!r} cancelled"
@@ -315,7 +319,8 @@ class RefineResult:
 def refine_segmentation(scene: Any, logic: Any, seg_node: Any, volume_node: Any, *,
                         only: Optional[str] = None, keep_edits: bool = True,
                         erased_is_soft_tissue: bool = True, assume_unit: str = "HU",
-                        progress: ProgressCallback | None = None) -> RefineResult:
+                        progress: ProgressCallback | None = None,
+                        soft_tissue_thresholds: Optional[str] = None) -> RefineResult:
     """Re-apply the topology rules and/or the soft-tissue split to the edited ``seg_node``.
 
     The segmentation (seven regions or the model's five classes, matched by id, name or
@@ -324,6 +329,10 @@ def refine_segmentation(scene: Any, logic: Any, seg_node: Any, volume_node: Any,
     ``keep_edits``: hand-painted MT/AT stay) and written back into ``seg_node`` (segments
     replaced; the node, its name and display are kept). ``progress(done, total)`` per slice;
     returning ``False`` cancels (:class:`hrpqct.errors.Cancelled`, the node untouched).
+    ``soft_tissue_thresholds``: ``"paper"`` (default) or ``"histogram"``
+    (:data:`hrpqct.method.SOFT_TISSUE_THRESHOLDS`). :attr:`RefineResult.warnings` holds the input
+    warnings, the soft-tissue peak warnings and the out-of-distribution warnings of the bones
+    (:func:`hrpqct.seg.ood.check_anatomy`).
     """
     from hrpqct.seg.pipeline import refine_labels
 
@@ -335,7 +344,7 @@ def refine_segmentation(scene: Any, logic: Any, seg_node: Any, volume_node: Any,
     r = refine_labels(labels, image, kind, only=only, keep_edits=keep_edits,
                       erased_is_soft_tissue=erased_is_soft_tissue,
                       scan_name=volume_node.GetName(), labels_name=seg_node.GetName(),
-                      progress=progress)
+                      progress=progress, soft_tissue_thresholds=soft_tissue_thresholds)
     labelmap_to_segmentation(scene, logic, labels.with_array(r.labels, unit="label"),
                              reference=volume_node, table=r.table, node=seg_node)
     changed = -1 if r.changed_voxels is None else r.changed_voxels

@@ -57,6 +57,8 @@ def _print_human(d: dict[str, Any]) -> None:
         t.add_row("calibration", "none")
     for w in d.get("warnings", []):
         t.add_row("[yellow]warning[/]", escape(w))
+    for n in d.get("notes", []):
+        t.add_row("note", escape(n))
     console.print(t)
     if d.get("labels"):
         lt = Table(title="labels")

@@ -35,10 +35,11 @@ def looks_like_labels(array: np.ndarray) -> bool:
     return int(np.count_nonzero(label_counts(array))) <= MAX_AUTO_LABELS
 
 
-def _label_rows(volume: Volume, table: tuple[Region, ...]) -> list[dict[str, Any]]:
+def _label_rows(volume: Volume, table: tuple[Region, ...], named: bool = True
+                ) -> list[dict[str, Any]]:
     array = as_label_array(volume.array, formats.where(volume.source))
     counts = label_counts(array, minlength=1)
-    names = {r.label: (r.code, r.name) for r in table}
+    names = {r.label: (r.code, r.name) for r in table} if named else {}
     for s in volume.meta.get("segments", []):  # a .seg.nrrd names its own segments
         names[int(s["label"])] = (str(s.get("id") or ""), str(s.get("name") or ""))
     rows = []
@@ -60,6 +61,10 @@ def describe(
     """A JSON-ready summary of a volume; ``labels=None`` decides by unit and content."""
     array = volume.array
     cal = volume.calibration
+    # Region names only for a label map of this project (the file records unit "label", a
+    # .seg.nrrd, or the caller says labels=True); a mask found only by its values (a 0/1 or
+    # 0/127 Scanco mask) is counted by value, not named "Tibia cortical".
+    named = labels is True or volume.unit == "label"
     if labels is None:
         labels = volume.unit == "label" or looks_like_labels(array)
     vmin = float(array.min()) if array.size else float("nan")
@@ -100,7 +105,12 @@ def describe(
             out["range_hu"] = [float(v) for v in hu]
             out["range_mgha_ccm"] = [float(v) for v in cal.hu_to_density(hu)]
     if labels:
-        out["labels"] = _label_rows(volume, table)
+        out["labels"] = _label_rows(volume, table, named)
+        out["labels_named"] = bool(named)
+        if not named:
+            out.setdefault("notes", []).append(
+                "few small integer values: counted as labels, but the file does not say it is an "
+                "HRpQCT label map, so the values are not named (pass --labels to name them)")
     if volume.meta.get("warnings"):
         out["warnings"] = list(volume.meta["warnings"])
     return out

@@ -28,7 +28,8 @@ from ..progress import ProgressCallback, report
 from ..volume import Calibration, Volume
 from .units import check_unit, linear
 
-__all__ = ["read_scanco", "read_scanco_header", "scanco_calibration"]
+__all__ = ["read_scanco", "read_scanco_header", "scanco_calibration", "aim_data_type",
+           "AIM_COMPRESSED"]
 
 # ITK component type name -> (ITK pixel type name, numpy dtype of the stored values).
 # Signed char is not wrapped in ITK Python; it is read as short and narrowed back afterwards.
@@ -77,6 +78,52 @@ def _itk():
     with _quiet():
         itk.ScancoImageIO, itk.ImageFileReader, itk.Image  # noqa: B018  trigger the lazy loads
     return itk
+
+
+#: AIM data types of compressed voxels (the struct's type code) and what they are.
+AIM_COMPRESSED = {
+    0x00150001: "run-length compressed binary (D1Tbin compressed)",
+    0x00080002: "run-length compressed 8-bit (D1Tchar compressed)",
+    0x00060001: "packed bits (2 x 2 x 2 voxels per byte)",
+}
+
+
+def aim_data_type(path: str | os.PathLike) -> int | None:
+    """The data type code of an AIM file's image struct (``None`` for ISQ and other files).
+
+    AIM v020 (no version string): a pre-header of 32-bit ints (its own length first), then the
+    image struct, whose type code is the 32-bit int 20 bytes in; AIM v030 starts with
+    ``AIMDATA_V030`` and uses 64-bit ints in the pre-header.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return None
+    if head.startswith(b"CTDATA-HEADER_V1"):
+        return None
+    if head.startswith(b"AIMDATA_V030"):
+        off, size = 16, 8
+    else:
+        off, size = 0, 4
+    if len(head) < off + size:
+        return None
+    pre = int.from_bytes(head[off:off + size], "little", signed=False)
+    at = off + pre + 20
+    if pre <= 0 or pre > 256 or len(head) < at + 4:
+        return None
+    return int.from_bytes(head[at:at + 4], "little", signed=False)
+
+
+def _compressed_message(path: Path) -> str | None:
+    """For an AIM whose compressed voxels itk-ioscanco failed to read (it then reports "File is
+    truncated, N bytes are missing" with a size read from the wrong place): the message to show."""
+    code = aim_data_type(path)
+    if code not in AIM_COMPRESSED:
+        return None
+    return (f"{path}: the voxels are compressed ({AIM_COMPRESSED[code]}, AIM type 0x{code:08x}) "
+            "in a form this reader does not support (itk-ioscanco could not decode them); "
+            "write the AIM uncompressed on the scanner (IPL) or convert it first")
 
 
 def _open_io(path: Path):
@@ -219,9 +266,9 @@ def _read_voxels(itk, io, path: Path, pixel):
         io.SetRescaleIntercept(0.0)
         reader.Update()
     except RuntimeError as exc:
-        raise InputError(
-            f"{path}: cannot read the Scanco voxel data ({_itk_message(exc)})"
-        ) from None
+        raise InputError(_compressed_message(path) or
+                         f"{path}: cannot read the Scanco voxel data ({_itk_message(exc)})"
+                         ) from None
     image = reader.GetOutput()
     raw = itk.array_view_from_image(image)
     spacing = tuple(float(v) for v in image.GetSpacing())

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .._cli import app
+from ..method import SOFT_TISSUE, SOFT_TISSUE_THRESHOLDS
 from ..volume import label_counts
 
 __all__ = ["refine_cmd"]
@@ -40,6 +41,10 @@ def refine_cmd(
     input_kind: str = typer.Option("auto", help="auto, regions (7-region map) or model (5 classes)."),
     name: Optional[str] = typer.Option(None, help="Output file stem (default: <segmentation>_refined)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    soft_tissue_thresholds: str = typer.Option(
+        SOFT_TISSUE.thresholds, "--soft-tissue-thresholds",
+        help=f"{' or '.join(SOFT_TISSUE_THRESHOLDS)}: the paper's HU windows of the fat/muscle "
+             "split (XtremeCT II), or windows on this scan's own fat and muscle peaks."),
 ) -> None:
     """Re-apply the topology rules and the soft-tissue split to an annotator's edited segmentation.
 
@@ -50,7 +55,8 @@ def refine_cmd(
 
     run = refine_file(seg, image, out, only=only, keep_edits=keep_edits,
                       erased_is_soft_tissue=erased_is_soft_tissue, input_kind=input_kind,
-                      name=name, quiet=quiet)
+                      name=name, quiet=quiet,
+                      soft_tissue_thresholds=soft_tissue_thresholds)
     refined, img, summary = run.refined, run.image, run.summary
     out_arr, out_table, warnings = refined.labels, refined.table, refined.warnings
     bone_changed = refined.changed_class_voxels

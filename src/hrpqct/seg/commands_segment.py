@@ -15,7 +15,7 @@ from rich.table import Table
 
 from .._cli import app
 from ..errors import InputError
-from ..method import DEVICES, INFERENCE, UPSAMPLE_MODES
+from ..method import DEVICES, INFERENCE, OOD, SOFT_TISSUE, SOFT_TISSUE_THRESHOLDS, UPSAMPLE_MODES
 from ..regions import REGIONS
 from .pipeline import segment_scan
 
@@ -54,6 +54,14 @@ def segment_cmd(
     progress_json: Optional[Path] = typer.Option(
         None, "--progress-json", help="Append machine-readable progress to this file, one JSON "
                                       "object per line (stage, label, done, total); no bars."),
+    soft_tissue_thresholds: str = typer.Option(
+        SOFT_TISSUE.thresholds, "--soft-tissue-thresholds",
+        help=f"{' or '.join(SOFT_TISSUE_THRESHOLDS)}: the paper's HU windows of the fat/muscle "
+             "split (XtremeCT II), or windows on this scan's own fat and muscle peaks."),
+    flip_check: Optional[int] = typer.Option(
+        None, "--flip-check", min=0,
+        help=f"Slices run again mirrored left-right to check that the network agrees with itself "
+             f"(default {OOD.flip_slices}, at most one per 8 slices; 0: off)."),
 ) -> None:
     """Segment a scan into the seven regions (TC, TT, FC, FT, SK, MT, AT).
 
@@ -66,6 +74,9 @@ def segment_cmd(
         raise InputError(f"--upsample must be {' or '.join(UPSAMPLE_MODES)}, got {upsample!r}")
     if cpu_backend not in (None, "torch", "onnxruntime"):
         raise InputError(f"--cpu-backend must be torch or onnxruntime, got {cpu_backend!r}")
+    if soft_tissue_thresholds not in SOFT_TISSUE_THRESHOLDS:
+        raise InputError(f"--soft-tissue-thresholds must be {' or '.join(SOFT_TISSUE_THRESHOLDS)}"
+                         f", got {soft_tissue_thresholds!r}")
     if threads:
         import torch
 
@@ -73,7 +84,8 @@ def segment_cmd(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     res = segment_scan(scan, out, model=model, device=device, batch_size=batch_size,
                        fast_cpu=fast_cpu, upsample=upsample, cpu_backend=cpu_backend, int8=int8,
-                       name=name, quiet=quiet, progress_json=progress_json)
+                       name=name, quiet=quiet, progress_json=progress_json,
+                       soft_tissue_thresholds=soft_tissue_thresholds, flip_check=flip_check)
     r = res["result"]
     _console.print(f"model {res['model'].card.name!r} on {r.device}"
                    f"{' (fast CPU path)' if r.fast_cpu else ''}, batch {r.batch_size}: "

@@ -71,6 +71,11 @@ def train_seg_cmd(
     lr: float = typer.Option(TRAINING.lr, help="Adam learning rate."),
     seed: int = typer.Option(TRAINING.seed, help="Seed of the split, initialisation, order, augmentation."),
     augment: bool = typer.Option(TRAINING.augment.enabled, help="Flips, small rotations, intensity jitter."),
+    robust_augment: bool = typer.Option(
+        False, "--robust-augment/--no-robust-augment",
+        help="Also augment for other scanners (issue 14): resolution (60.7 um, 82 um, 0.2-0.8 mm), "
+             "noise, calibration, blur, motion, limb position, radius-like negatives "
+             "(hrpqct.method.Augmentation)."),
     slices_per_scan: Optional[int] = typer.Option(None, help="Use N evenly spaced slices per scan (default all)."),
     val_slices_per_scan: Optional[int] = typer.Option(None, help="Validate on N slices per scan (default all)."),
     cache: Optional[Path] = typer.Option(None, help="Cache folder for preprocessed slices and synthetic "
@@ -106,7 +111,8 @@ def train_seg_cmd(
     cases = _cases(data, synthetic, synthetic_size, synthetic_slices, synthetic_seed, cache_dir, workers)
     cfg = TrainConfig(name=name, variant=variant, arch=overrides, init=str(init) if init else None,
                       input_px=input_size, patch_px=patch_size, epochs=epochs, batch_size=batch_size, lr=lr,
-                      seed=seed, augment=Augment(enabled=augment), slices_per_scan=slices_per_scan,
+                      seed=seed, augment=Augment(enabled=augment, robust=robust_augment),
+                      slices_per_scan=slices_per_scan,
                       val_slices_per_scan=val_slices_per_scan, threads=threads,
                       checkpoint_every=checkpoint_every, device=device)
     sources = [str(d) for d in data or []] + ([f"{synthetic} synthetic subjects (seed {synthetic_seed}, "

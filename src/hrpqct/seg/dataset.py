@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..method import TRAINING, Augmentation
+from ..method import PREPROCESSING, TRAINING, Augmentation
 from ..progress import ProgressCallback, report
 from ..regions import MODEL_CLASSES, REGIONS
 from .preprocess import InputSpec, labels_to_input, plan_crop, preprocess_slices
@@ -351,19 +351,153 @@ class Augment(Augmentation):
     bilinear, labels nearest neighbour, outside filled with the image minimum and background);
     ``intensity_scale``/``intensity_shift``: ``x * (1 + a) + b`` with ``a``, ``b`` uniform in
     +-these (the input is min-max normalised to [0, 1]).
+
+    ``robust=True`` (``train-seg --robust-augment``, issue 14) adds, each with its probability
+    (:class:`hrpqct.method.Augmentation`): radius-like negatives, field of view and limb position
+    (shift, zoom), resolution (down to a scanner's or a pQCT/CT pixel size and back to the model
+    grid), blur, motion ghosts, correlated noise and calibration errors; see
+    :func:`augment_pair` and ``docs/training.md``.
     """
+
+    def __post_init__(self) -> None:
+        for name in ("resolution_scanners_mm", "resolution_range_mm"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON values (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def only(self, *names: str) -> "Augment":
+        """The robust augmentations named (``"resolution"``, ``"noise"``, ``"calib"``, ``"blur"``,
+        ``"motion"``, ``"position"``, ``"radius"``) always on, every other one off (for tests and
+        for the per-setting evaluation); flips, rotation and jitter off."""
+        from dataclasses import replace
+
+        kw = {f"{n}_prob": (1.0 if n in names else 0.0) for n in _ROBUST}
+        return replace(self, enabled=True, robust=True, flip_prob=0.0, rotate_deg=0.0,
+                       intensity_scale=0.0, intensity_shift=0.0, **kw)
 
 
-def augment_pair(image, label, aug: Augment, gen):
-    """Augment one ``[1, S, S]`` float image and ``[S, S]`` int64 label with torch generator ``gen``.
+_ROBUST = ("radius", "position", "resolution", "blur", "motion", "noise", "calib")
+_N_ROBUST_DRAWS = 24
 
-    Always draws the same number of random numbers, so the stream does not depend on outcomes.
-    """
+
+def _affine(image, label, mat, fill_label: bool = True):
+    """Resample ``image [1, S, S]`` (bilinear, outside = its minimum) and ``label [S, S]``
+    (nearest, outside = background) through the 2 x 3 ``affine_grid`` matrix ``mat``."""
     import torch
     import torch.nn.functional as F
+
+    grid = F.affine_grid(torch.tensor([mat], dtype=torch.float32), [1, 1, *image.shape[-2:]],
+                         align_corners=False)
+    lo = image.min()
+    image = F.grid_sample((image - lo)[None], grid, mode="bilinear", padding_mode="zeros",
+                          align_corners=False)[0] + lo
+    if label is not None:
+        label = F.grid_sample(label[None, None].float(), grid, mode="nearest",
+                              padding_mode="zeros", align_corners=False)[0, 0].long()
+    return image, label
+
+
+def gaussian_blur(image, sigma_px: float):
+    """``image [1, S, S]`` smoothed by a Gaussian of ``sigma_px`` pixels (separable, reflected
+    edges); unchanged for sigma below 0.1 pixel."""
+    import torch
+    import torch.nn.functional as F
+
+    if sigma_px < 0.1:
+        return image
+    r = max(1, int(math.ceil(3 * sigma_px)))
+    x = torch.arange(-r, r + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma_px) ** 2)
+    k = k / k.sum()
+    t = F.pad(image[None], (r, r, r, r), mode="reflect")
+    t = F.conv2d(t, k.view(1, 1, 1, -1))
+    t = F.conv2d(t, k.view(1, 1, -1, 1))
+    return t[0]
+
+
+def degrade_resolution(image, factor: float):
+    """``image [1, S, S]`` brought down to ``S / factor`` pixels (area average, as a coarser
+    detector) and back up to ``S`` (bilinear, as inference resamples a coarse scan); unchanged
+    for ``factor <= 1``."""
+    import torch.nn.functional as F
+
+    if factor <= 1.0:
+        return image
+    s = image.shape[-1]
+    small = max(4, int(round(s / factor)))
+    t = F.interpolate(image[None], size=(small, small), mode="area")
+    return F.interpolate(t, size=image.shape[-2:], mode="bilinear", align_corners=False)[0]
+
+
+def _robust(image, label, aug: Augment, gen, input_mm: float):
+    import torch
+
+    from ..regions import SOFT_TISSUE_CLASS, model_class
+
+    u = torch.rand(_N_ROBUST_DRAWS, generator=gen, dtype=torch.float64).tolist()
+    s = image.shape[-1]
+    # radius-like negative: fibula painted over, the limb shrunk to a forearm, target background
+    if u[0] < aug.radius_prob:
+        fib = (label == model_class("FC").label) | (label == model_class("FT").label)
+        soft = label == SOFT_TISSUE_CLASS
+        if fib.any():
+            fill = image[0][soft].median() if soft.any() else image.min()
+            image = image.clone()
+            image[0][fib] = fill
+        z = 1.0 / max(aug.radius_zoom, 1e-3)
+        image, _ = _affine(image, None, [[z, 0.0, 0.0], [0.0, z, 0.0]])
+        label = torch.zeros_like(label)
+    # field of view and limb position: shift and zoom about the centre
+    if u[1] < aug.position_prob:
+        zoom = 1.0 + (2 * u[2] - 1) * aug.zoom
+        tx, ty = ((2 * u[3] - 1) * 2 * aug.shift_fraction, (2 * u[4] - 1) * 2 * aug.shift_fraction)
+        z = 1.0 / zoom
+        image, label = _affine(image, label, [[z, 0.0, tx], [0.0, z, ty]])
+    # resolution: a scanner's pixel (XtremeCT II / I) or a pQCT / clinical CT pixel
+    if u[5] < aug.resolution_prob:
+        scanners = aug.resolution_scanners_mm
+        if scanners and u[6] < 0.4:
+            target = scanners[min(int(u[7] * len(scanners)), len(scanners) - 1)]
+        else:
+            lo, hi = aug.resolution_range_mm
+            target = lo + u[7] * (hi - lo)
+        image = degrade_resolution(image, target / input_mm)
+    if u[8] < aug.blur_prob:
+        image = gaussian_blur(image, u[9] * aug.blur_px)
+    # motion: a ghost of the slice shifted in a random direction
+    if u[10] < aug.motion_prob:
+        d = u[11] * aug.motion_px
+        ang = 2 * math.pi * u[12]
+        dy, dx = int(round(d * math.sin(ang))), int(round(d * math.cos(ang)))
+        w = u[13] * aug.motion_weight
+        image = (1 - w) * image + w * torch.roll(image, shifts=(dy, dx), dims=(-2, -1))
+    # correlated noise: white noise smoothed to a grain, scaled to its SD
+    if u[14] < aug.noise_prob:
+        n = torch.randn(image.shape, generator=gen, dtype=torch.float32)
+        n = gaussian_blur(n, u[15] * aug.noise_grain_px)
+        sd = float(n.std())
+        if sd > 0:
+            image = image + n * (u[16] * aug.noise_sd / sd)
+    # calibration errors: scale and offset
+    if u[17] < aug.calib_prob:
+        a = (2 * u[18] - 1) * aug.calib_scale
+        b = (2 * u[19] - 1) * aug.calib_shift
+        image = image * (1.0 + a) + b
+    del s
+    return image, label
+
+
+def augment_pair(image, label, aug: Augment, gen, input_mm: float | None = None):
+    """Augment one ``[1, S, S]`` float image and ``[S, S]`` int64 label with torch generator ``gen``.
+
+    Always draws the same number of random numbers, so the stream does not depend on outcomes
+    (with ``aug.robust`` a second, fixed-size block follows, plus ``S x S`` normal draws when
+    noise is added). ``input_mm``: pixel size of the network input (mm), for the resolution
+    augmentation (default the paper's 0.1214 mm).
+    """
+    import torch
 
     u = torch.rand(4, generator=gen, dtype=torch.float64).tolist()
     if not aug.enabled:
@@ -374,15 +508,12 @@ def augment_pair(image, label, aug: Augment, gen):
     theta = math.radians((2 * u[1] - 1) * aug.rotate_deg)
     if theta != 0.0:
         c, s = math.cos(theta), math.sin(theta)
-        mat = torch.tensor([[[c, -s, 0.0], [s, c, 0.0]]], dtype=torch.float32)
-        grid = F.affine_grid(mat, [1, 1, *image.shape[-2:]], align_corners=False)
-        lo = image.min()
-        image = F.grid_sample((image - lo)[None], grid, mode="bilinear", padding_mode="zeros",
-                              align_corners=False)[0] + lo
-        label = F.grid_sample(label[None, None].float(), grid, mode="nearest", padding_mode="zeros",
-                              align_corners=False)[0, 0].long()
+        image, label = _affine(image, label, [[c, -s, 0.0], [s, c, 0.0]])
     a = (2 * u[2] - 1) * aug.intensity_scale
     b = (2 * u[3] - 1) * aug.intensity_shift
+    if aug.robust:
+        image, label = _robust(image, label, aug, gen, float(input_mm or PREPROCESSING.crop_mm
+                                                             / PREPROCESSING.input_px))
     return image * (1.0 + a) + b, label
 
 
@@ -401,6 +532,9 @@ class SliceDataset:
         self.seed = int(seed)
         self.epoch = 0
         self.patch_px = None if not patch_px or patch_px >= cache.input_px else int(patch_px)
+        spec = (getattr(cache, "meta", None) or {}).get("input_spec") or {}
+        self.input_mm = (float(spec["crop_mm"]) / float(spec["input_px"])
+                         if spec.get("crop_mm") and spec.get("input_px") else None)
 
     def __len__(self) -> int:
         return len(self.cache)
@@ -421,7 +555,7 @@ class SliceDataset:
         img = torch.from_numpy(np.asarray(self.cache.images[index], dtype=np.float32))[None]
         lab = torch.from_numpy(np.asarray(self.cache.labels[index], dtype=np.int64))
         g = self.generator(index)
-        img, lab = augment_pair(img, lab, self.augment, g)
+        img, lab = augment_pair(img, lab, self.augment, g, self.input_mm)
         if self.patch_px:
             p, s = self.patch_px, lab.shape[-1]
             fg = torch.nonzero(lab > 0)

@@ -184,6 +184,9 @@ class SegmentationResult:
     fallback: str | None = None  # what went wrong on the GPU and what was done instead
     notes: list[str] = field(default_factory=list)
     limb_truncated: bool = False  # the limb is wider than the crop: its edges are background
+    #: slice -> bone Dice of the slice's labels and its mirror's (``flip_check``; test-time
+    #: augmentation, :func:`hrpqct.seg.ood.flip_agreement`)
+    flip_agreement: dict = field(default_factory=dict)
 
     @property
     def slices_per_second(self) -> float:
@@ -381,6 +384,7 @@ def segment_volume(
     input_spec: InputSpec | None = None,
     upsample: str | None = None,
     out: np.ndarray | None = None,
+    flip_check: int = 0,
 ) -> SegmentationResult:
     """Segment a scan (HU, or mgHA/ccm with calibration) into the 5 model classes.
 
@@ -389,7 +393,10 @@ def segment_volume(
     ``input_spec`` overrides the model card's preprocessing, ``upsample`` just its
     ``"bilinear"``/``"nearest"`` choice. ``fast_cpu``/``quantize``/``cpu_backend``: the CPU path
     (see :class:`Predictor`). ``out``: optional uint8 array (e.g. a memory map) of the
-    volume's shape to write the labels into. Returns a :class:`SegmentationResult`.
+    volume's shape to write the labels into. ``flip_check``: run this many evenly spaced
+    slices again, mirrored left-right, and record the bone agreement of the two
+    (:func:`hrpqct.seg.ood.flip_agreement`) in the confidence table's ``flip_agreement``
+    column (NaN on the other slices). Returns a :class:`SegmentationResult`.
     """
     import pandas as pd
 
@@ -431,6 +438,16 @@ def segment_volume(
         "mean_entropy": conf[:, 1],
         "limb_pixels": conf[:, 2].astype(np.int64),
     })
+    flips: dict[int, float] = {}
+    if flip_check and nz:
+        from .ood import _sample_slices, flip_agreement
+
+        flips = flip_agreement(volume, state.predictor, box, spec,
+                               _sample_slices(nz, int(flip_check)))
+        col = np.full(nz, np.nan)
+        for k, v in flips.items():
+            col[k] = v
+        table["flip_agreement"] = col
     labels = volume.with_array(out, unit="label", segmentation_model=name)
     labels.calibration = None
     return SegmentationResult(
@@ -438,5 +455,5 @@ def segment_volume(
         requested_device=str(device), batch_size=state.batch_size,
         fast_cpu=state.predictor.fast_cpu, seconds=time.perf_counter() - t0, crop=box,
         input_spec=spec, model_name=name, fallback=state.fallback, notes=state.notes,
-        limb_truncated=facts["limb_truncated"],
+        limb_truncated=facts["limb_truncated"], flip_agreement=flips,
     )

@@ -33,7 +33,7 @@ __all__ = [
     "READ", "SEGMENT", "TOPOLOGY", "SPLIT", "WRITE", "REFINE", "SEGMENT_STAGES",
     "SegmentOutputs", "RefineOutputs", "output_stem",
     "segment_scan", "refine_labels", "refine_file", "Refined", "RefineRun",
-    "label_table", "output_kind", "table_of", "KINDS",
+    "label_table", "output_kind", "table_of", "KINDS", "soft_tissue_record",
 ]
 
 # --- progress stages ----------------------------------------------------------------------------
@@ -161,7 +161,9 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
                  batch_size: Optional[int] = None, fast_cpu: bool = True, upsample: Optional[str] = None,
                  cpu_backend: Optional[str] = None, int8: bool = False,
                  name: Optional[str] = None, quiet: bool = False,
-                 progress_json: Optional[Path] = None) -> dict:
+                 progress_json: Optional[Path] = None,
+                 soft_tissue_thresholds: Optional[str] = None,
+                 flip_check: Optional[int] = None) -> dict:
     """Read ``scan`` (HU), segment it, apply the topology rules and the soft-tissue split, write
     ``<name>.seg.nrrd``, ``<name>_labels.nrrd`` (7 regions), ``<name>_confidence.csv`` and the
     region summary (``<name>_regions.csv``, ``_slices.csv``, ``_scan.csv``) into ``out``, and two
@@ -177,16 +179,22 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     callers that run the command in the background (the Slicer module); the terminal bars are
     then off.
 
+    ``soft_tissue_thresholds``: ``"paper"`` (default) or ``"histogram"``
+    (:func:`hrpqct.seg.softtissue.resolve_thresholds`). ``flip_check``: slices run again mirrored
+    for the test-time-augmentation check (default ``OOD.flip_slices``, at most one per 8 slices;
+    0 turns it off). Out-of-distribution warnings (:mod:`hrpqct.seg.ood`) join the input warnings.
+
     Returns ``{"result": SegmentationResult, "labels7": Volume, "summary": Summary, "written": [...],
     "model", "previous", "warnings", "outputs": SegmentOutputs}``.
     """
     from ..io import read_scan, write_labelmap, write_segmentation
     from ..io.outputs import keep_previous, prepare_folder, refuse_inputs
-    from ..method import INFERENCE
+    from ..method import INFERENCE, OOD
+    from . import ood
     from .inference import segment_volume
     from .model import load_model, resolve_model
     from .postprocess import postprocess
-    from .softtissue import split_soft_tissue
+    from .softtissue import resolve_thresholds, split_soft_tissue
     from .summary import summarize, write_summary
 
     device = device or INFERENCE.device
@@ -209,11 +217,18 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     # garbage in (blank, 8-bit, a mask as the scan, tiny field of view...) stops here, before
     # the inference; doubtful input (non-square pixels, thick slices) is carried as warnings
     warnings = settle(check_scan(image, scan))
+    # out of distribution (issue 14): spacing, intensities, limbs, before the network...
+    warnings += settle(ood.scan_checks(image, ood.load_reference(loaded.folder),
+                                       loaded.input_spec, scan))
+    # default: OOD.flip_slices, at most one per 8 slices (a 3-slice test scan: 1; a scan: 6)
+    flips = (max(1, min(OOD.flip_slices, image.shape[0] // 8)) if flip_check is None
+             else int(flip_check))
     with stage(SEGMENT, f"Segmenting ({device})", image.shape[0]) as cb:
         result = segment_volume(image, loaded, device=device, batch_size=batch_size, progress=cb,
                                 fast_cpu=fast_cpu, upsample=upsample, cpu_backend=cpu_backend,
-                                quantize=int8)
+                                quantize=int8, flip_check=flips)
     settle(check_model_output(result.confidence, loaded.folder or loaded.card.name), model=True)
+    warnings += settle(ood.check_flip(result.flip_agreement, scan))  # ...and of the network
     if result.limb_truncated:
         warnings.append(f"{scan}: the limb is wider than the model's crop; its edges are "
                         "labelled background")
@@ -222,12 +237,17 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     labels7 = result.labels.array
     with stage(TOPOLOGY, "Topology rules", image.shape[0]) as cb:
         postprocess(labels7, image.spacing, progress=cb, out=labels7)
+    warnings += settle(ood.check_anatomy(labels7, image.spacing, scan))  # ...and of the bones
+    soft, soft_warnings, peaks = resolve_thresholds(labels7, image.array, soft_tissue_thresholds,
+                                                    where=scan)
+    warnings += soft_warnings
     with stage(SPLIT, "Soft-tissue split", image.shape[0]) as cb:
-        split_soft_tissue(labels7, image.array, image.spacing, progress=cb, out=labels7)
+        split_soft_tissue(labels7, image.array, image.spacing, soft, progress=cb, out=labels7)
     vol7 = image.with_array(labels7, unit="label", label_map="regions7",
                             segmentation_model=loaded.card.name)
     vol7.calibration = None
     summary = summarize(labels7, image.array, image.spacing, calibration=image.calibration)
+    summary.scan.update(soft_tissue_record(soft, peaks))
     summary.warnings = list(warnings)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -248,6 +268,19 @@ def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: 
     written += pictures
     return {"result": result, "labels7": vol7, "summary": summary, "written": written,
             "model": loaded, "previous": previous, "warnings": warnings, "outputs": files}
+
+
+def soft_tissue_record(soft, peaks: dict) -> dict:
+    """The soft-tissue thresholds used and the histogram peaks, as ``<stem>_scan.csv`` rows."""
+    nan = float("nan")
+    return {
+        "soft_tissue_fat_peak_hu": nan if peaks.get("fat_hu") is None else peaks["fat_hu"],
+        "soft_tissue_muscle_peak_hu": nan if peaks.get("muscle_hu") is None else peaks["muscle_hu"],
+        "adipose_seed_low_hu": soft.adipose_hu[0], "adipose_seed_high_hu": soft.adipose_hu[1],
+        "myotendinous_seed_low_hu": soft.myotendinous_hu[0],
+        "myotendinous_seed_high_hu": soft.myotendinous_hu[1],
+        "tie_threshold_hu": soft.tie_threshold_hu,
+    }
 
 
 def _pictures(image, labels7, result, files: SegmentOutputs) -> list[Path]:
@@ -281,7 +314,9 @@ class Refined:
     #: voxels whose label changed (None when the input and output tables differ)
     changed_voxels: Optional[int]
     changed_class_voxels: int  # voxels that changed between bone / soft tissue / background
-    warnings: list[str] = field(default_factory=list)  # input warnings (hrpqct.checks)
+    warnings: list[str] = field(default_factory=list)  # input, soft-tissue and OOD warnings
+    soft: Any = None  # hrpqct.method.SoftTissue used by the split (None: the split did not run)
+    peaks: dict = field(default_factory=dict)  # the scan's fat / muscle peaks (HU) when measured
 
     @property
     def table(self) -> tuple[Region, ...]:
@@ -292,7 +327,8 @@ def refine_labels(labels, image, kind: str = "auto", *, only: Optional[str] = No
                   keep_edits: bool = True, erased_is_soft_tissue: bool = True,
                   scan_name: Any = None, labels_name: Any = None, segments=None,
                   name_errors: bool = False, progress: ProgressCallback | None = None,
-                  progress_bar: Callable[[int], Any] | None = None) -> Refined:
+                  progress_bar: Callable[[int], Any] | None = None,
+                  soft_tissue_thresholds: Optional[str] = None) -> Refined:
     """Check, then refine the edited label :class:`~hrpqct.volume.Volume` ``labels`` of the scan
     ``image`` (HU) with :func:`hrpqct.seg.refine.refine`.
 
@@ -304,14 +340,20 @@ def refine_labels(labels, image, kind: str = "auto", *, only: Optional[str] = No
     ``name_errors`` an error of the refine step that does not name ``labels_name`` is prefixed
     with it. ``progress(done, total)`` per slice (``False`` cancels); or ``progress_bar(n)``,
     a context manager yielding such a callback for ``n`` slices, entered once the checks pass
-    (:func:`hrpqct.progress.stage_progress`).
+    (:func:`hrpqct.progress.stage_progress`). ``soft_tissue_thresholds``: ``"paper"`` (default)
+    or ``"histogram"`` (:data:`hrpqct.method.SOFT_TISSUE_THRESHOLDS`); the warnings then include
+    the soft-tissue peak warnings and the out-of-distribution checks of the bones
+    (:func:`hrpqct.seg.ood.check_anatomy`).
     """
     from contextlib import nullcontext
 
     import numpy as np
 
     from ..checks import check_labels, check_refine_input, check_scan, settle
+    from ..method import SOFT_TISSUE
+    from .ood import check_anatomy
     from .refine import detect_kind, refine, to_model_classes
+    from .softtissue import resolve_thresholds
 
     arr = labels.array
     warnings = settle(check_scan(image, scan_name) + check_labels(labels, labels_name))
@@ -319,10 +361,18 @@ def refine_labels(labels, image, kind: str = "auto", *, only: Optional[str] = No
         if kind == "auto":
             kind = detect_kind(arr)
         warnings += settle(check_refine_input(arr, kind, labels_name, segments))
+        soft, soft_warnings, peaks = None, [], {}
+        if only != "topology":
+            soft, soft_warnings, peaks = resolve_thresholds(
+                to_model_classes(arr, kind), image.array, soft_tissue_thresholds,
+                where=scan_name or "scan")
         with progress_bar(arr.shape[0]) if progress_bar else nullcontext(progress) as cb:
             out = refine(arr, image.array, image.spacing, only=only,
                          keep_soft_tissue_edits=keep_edits,
-                         erased_is_soft_tissue=erased_is_soft_tissue, input_kind=kind, progress=cb)
+                         erased_is_soft_tissue=erased_is_soft_tissue, input_kind=kind,
+                         soft=soft or SOFT_TISSUE, progress=cb)
+        # out of distribution (issue 14): bones far from a distal tibia's
+        warnings += settle(check_anatomy(out, image.spacing, labels_name)) + soft_warnings
     except InputError as exc:
         if not name_errors or str(labels_name) in str(exc):
             raise
@@ -330,7 +380,7 @@ def refine_labels(labels, image, kind: str = "auto", *, only: Optional[str] = No
     out_kind = output_kind(only, kind)
     changed = int(np.count_nonzero(arr != out)) if kind == out_kind else None
     classes = int(np.count_nonzero(to_model_classes(arr, kind) != to_model_classes(out, out_kind)))
-    return Refined(out, kind, out_kind, changed, classes, warnings)
+    return Refined(out, kind, out_kind, changed, classes, warnings, soft, peaks)
 
 
 def segmentation_file_table(path: Path) -> tuple[tuple[Region, ...], str]:
@@ -377,7 +427,7 @@ class RefineRun:
 def refine_file(seg: Path, image: Path, out: Path, *, only: Optional[str] = None,
                 keep_edits: bool = True, erased_is_soft_tissue: bool = True,
                 input_kind: str = "auto", name: Optional[str] = None,
-                quiet: bool = False) -> RefineRun:
+                quiet: bool = False, soft_tissue_thresholds: Optional[str] = None) -> RefineRun:
     """``hrpqct refine``: read the edited segmentation ``seg`` and its scan ``image`` (HU), refine
     (:func:`refine_labels`) and write :class:`RefineOutputs` (``<name>.seg.nrrd``, ``<name>.nrrd``
     and, for seven-region output, the summary tables) into ``out``. ``name`` defaults to
@@ -385,11 +435,14 @@ def refine_file(seg: Path, image: Path, out: Path, *, only: Optional[str] = None
     slice unless ``quiet``."""
     from ..io import read_pair, write_labelmap, write_segmentation
     from ..io.outputs import keep_previous, prepare_folder, refuse_inputs
-    from ..method import REFINE_KINDS, REFINE_ONLY
+    from ..method import REFINE_KINDS, REFINE_ONLY, SOFT_TISSUE_THRESHOLDS
     from .summary import summarize, write_summary
 
     if only not in REFINE_ONLY:
         raise InputError(f"--only must be 'split' or 'topology', got {only!r}")
+    if soft_tissue_thresholds is not None and soft_tissue_thresholds not in SOFT_TISSUE_THRESHOLDS:
+        raise InputError(f"--soft-tissue-thresholds must be {' or '.join(SOFT_TISSUE_THRESHOLDS)}"
+                         f", got {soft_tissue_thresholds!r}")
     if input_kind not in REFINE_KINDS:
         raise InputError(f"--input-kind must be auto, regions or model, got {input_kind!r}")
     files = RefineOutputs(out, name or f"{output_stem(seg)}_refined")
@@ -406,7 +459,8 @@ def refine_file(seg: Path, image: Path, out: Path, *, only: Optional[str] = None
                             erased_is_soft_tissue=erased_is_soft_tissue, scan_name=image,
                             labels_name=seg, segments=segments, name_errors=True,
                             progress_bar=lambda n: stage_progress(REFINE, "Refining slices", n,
-                                                                  bars=not quiet))
+                                                                  bars=not quiet),
+                            soft_tissue_thresholds=soft_tissue_thresholds)
     seven = refined.output_kind == "regions"
     out.mkdir(parents=True, exist_ok=True)
     result = lab.with_array(refined.labels, unit="label",
@@ -417,6 +471,8 @@ def refine_file(seg: Path, image: Path, out: Path, *, only: Optional[str] = None
     summary = None
     if seven:
         summary = summarize(refined.labels, img.array, img.spacing, calibration=img.calibration)
+        if refined.soft is not None:
+            summary.scan.update(soft_tissue_record(refined.soft, refined.peaks))
         summary.warnings = list(refined.warnings)
         written += write_summary(summary, out, files.stem)
     return RefineRun(refined, files, img, lab, written, summary, previous)

@@ -27,6 +27,15 @@ Exact rules (all parameters from :class:`hrpqct.method.SoftTissue`):
 * **Tie rule**: pixels reached by neither set, and pixels reached by both, are myotendinous when
   ``HU >= -50`` (``tie_threshold_hu``) and adipose when ``HU < -50``. Seeds keep their class
   under this rule, since every seed lies on its own side of -50 HU.
+
+Thresholds (``SoftTissue.thresholds``, one of :data:`hrpqct.method.SOFT_TISSUE_THRESHOLDS`):
+``"paper"`` keeps the windows above (XtremeCT II; the default). ``"histogram"`` (not in the
+paper) places them on the scan's own soft-tissue histogram (:func:`soft_tissue_peaks`,
+:func:`histogram_thresholds`): the fat peak ``f`` is the mode below the tie threshold, the muscle
+peak ``m`` the mode above it, the valley ``t`` the least populated bin between them (smoothed
+histogram); adipose seeds ``[f - 400, (f + t) / 2]``, myotendinous seeds ``[(t + m) / 2, m + 500]``
+(the widths of the paper's windows), tie threshold ``t``. Either way, :func:`check_peaks` warns
+when a peak lies outside the paper's seed window (real fat near -110 HU on other scanners).
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import GeometryError, InputError
-from ..method import SOFT_TISSUE, SoftTissue
+from ..method import SOFT_TISSUE, SOFT_TISSUE_THRESHOLDS, SoftTissue
 from ..progress import ProgressCallback, report
 from ..regions import BACKGROUND, MODEL_TO_REGION, SOFT_TISSUE_CLASS, model_class, region
 from .morphology import bbox, dilate_rows, fill_holes, inplane_sampling, pack, structure, unpack, window
@@ -50,6 +59,10 @@ __all__ = [
     "grow",
     "split_slice",
     "split_soft_tissue",
+    "soft_tissue_peaks",
+    "histogram_thresholds",
+    "check_peaks",
+    "resolve_thresholds",
 ]
 
 SK, MT, AT = region("SK").label, region("MT").label, region("AT").label
@@ -213,3 +226,120 @@ def split_soft_tissue(labels: np.ndarray, image_hu: np.ndarray, spacing,
         out[z] = split_slice(lab[z], hu[z], spacing, params)
         report(progress, z + 1, lab.shape[0])
     return out
+
+
+# --- thresholds from the scan's own histogram ------------------------------------------------------
+def _soft_tissue_sample(labels: np.ndarray, image_hu: np.ndarray, n: int) -> np.ndarray:
+    """HU of (a strided sample of) the soft-tissue voxels (class 5) of a 2D or 3D map."""
+    lab = np.asarray(labels)
+    hu = np.asarray(image_hu)
+    if lab.ndim == 2:
+        lab, hu = lab[None], hu[None]
+    nz = lab.shape[0]
+    ks = np.unique(np.linspace(0, nz - 1, num=min(nz, 16)).round().astype(int))
+    per = max(1, n // max(1, len(ks)))
+    step = max(1, int(math.ceil(math.sqrt(lab.shape[1] * lab.shape[2] / per))))
+    vals = [np.asarray(hu[k, ::step, ::step], dtype=np.float32)[lab[k, ::step, ::step] == _ST]
+            for k in ks]
+    v = np.concatenate(vals) if vals else np.zeros(0, np.float32)
+    return v[np.isfinite(v)]
+
+
+def soft_tissue_peaks(labels: np.ndarray, image_hu: np.ndarray,
+                      params: SoftTissue = SOFT_TISSUE) -> dict:
+    """Fat and muscle peaks of the soft tissue's HU histogram (5-class map, HU image).
+
+    ``{"fat_hu", "muscle_hu", "valley_hu", "voxels"}``; a peak is ``None`` when the soft tissue
+    has no mode on its side of ``params.tie_threshold_hu`` holding at least
+    ``histogram_min_peak_fraction`` of the voxels within +-50 HU; the valley is the least
+    populated bin between two peaks (``None`` without both).
+    """
+    v = _soft_tissue_sample(labels, image_hu, params.histogram_sample_voxels)
+    out = {"fat_hu": None, "muscle_hu": None, "valley_hu": None, "voxels": int(v.size)}
+    if v.size < 100:
+        return out
+    lo, hi = params.histogram_range_hu
+    w = params.histogram_bin_hu
+    edges = np.arange(lo, hi + w, w)
+    h, _ = np.histogram(v, bins=edges)
+    centres = (edges[:-1] + edges[1:]) / 2
+    hs = ndi.gaussian_filter1d(h.astype(float), params.histogram_smooth_hu / w)
+    tie = params.tie_threshold_hu
+    near = int(round(50.0 / w))
+
+    def peak(mask):
+        if not mask.any():
+            return None
+        i = int(np.flatnonzero(mask)[np.argmax(hs[mask])])
+        mass = h[max(0, i - near):i + near + 1].sum()
+        return i if mass >= params.histogram_min_peak_fraction * v.size else None
+
+    fi, mi = peak(centres < tie), peak(centres >= tie)
+    if fi is not None:
+        out["fat_hu"] = float(centres[fi])
+    if mi is not None:
+        out["muscle_hu"] = float(centres[mi])
+    if fi is not None and mi is not None and mi > fi:
+        j = fi + int(np.argmin(hs[fi:mi + 1]))
+        out["valley_hu"] = float(centres[j])
+    return out
+
+
+def histogram_thresholds(peaks: dict, params: SoftTissue = SOFT_TISSUE) -> SoftTissue:
+    """The paper's parameters with the seed windows and the tie threshold placed on ``peaks``
+    (:func:`soft_tissue_peaks`); a window whose peak is missing keeps the paper's."""
+    from dataclasses import replace
+
+    f, m, t = peaks.get("fat_hu"), peaks.get("muscle_hu"), peaks.get("valley_hu")
+    if t is None:
+        t = params.tie_threshold_hu
+    kw = {"tie_threshold_hu": float(t), "thresholds": "histogram"}
+    if f is not None:
+        kw["adipose_hu"] = (float(f - params.histogram_adipose_width_hu), float((f + t) / 2))
+    if m is not None:
+        kw["myotendinous_hu"] = (float((t + m) / 2), float(m + params.histogram_myotendinous_width_hu))
+    return replace(params, **kw)
+
+
+def check_peaks(peaks: dict, where, params: SoftTissue = SOFT_TISSUE) -> list:
+    """Warnings (:class:`hrpqct.checks.Finding`, ``softtissue.peaks``) when the fat or muscle peak
+    lies outside the paper's seed window (``params`` are the paper's)."""
+    from ..checks import Finding
+
+    out = []
+    for key, name, window, region_name in (
+            ("fat_hu", "fat", params.adipose_hu, "adipose"),
+            ("muscle_hu", "muscle", params.myotendinous_hu, "myotendinous")):
+        p = peaks.get(key)
+        if p is None or window[0] <= p <= window[1]:
+            continue
+        out.append(Finding("warning", "softtissue.peaks",
+                           f"{where}: the {name} peak of the soft tissue is at {p:.0f} HU, outside "
+                           f"the paper's {region_name} seed window ({window[0]:g} to {window[1]:g}"
+                           f" HU, XtremeCT II): the {region_name} tissue will be under- or "
+                           "over-counted; --soft-tissue-thresholds histogram places the windows "
+                           "on this scan's own peaks"))
+    return out
+
+
+def resolve_thresholds(labels: np.ndarray, image_hu: np.ndarray, choice: str | None = None,
+                       params: SoftTissue = SOFT_TISSUE, where="scan"):
+    """``(params to split with, warnings, peaks)`` for ``choice`` (``"paper"``, ``"histogram"``
+    or ``None`` for ``params.thresholds``): the peaks are always measured and checked against
+    the paper's windows; with ``"histogram"`` the windows move onto them."""
+    from ..checks import settle
+
+    choice = choice or params.thresholds
+    if choice not in SOFT_TISSUE_THRESHOLDS:
+        raise InputError(f"soft-tissue thresholds must be one of {', '.join(SOFT_TISSUE_THRESHOLDS)}"
+                         f", got {choice!r}")
+    peaks = soft_tissue_peaks(labels, image_hu, params)
+    warnings = settle(check_peaks(peaks, where, params))
+    if choice == "paper":
+        return params, warnings, peaks
+    used = histogram_thresholds(peaks, params)
+    missing = [n for n, k in (("fat", "fat_hu"), ("muscle", "muscle_hu")) if peaks.get(k) is None]
+    if missing:
+        warnings.append(f"{where}: histogram thresholds: no {' or '.join(missing)} peak in the soft "
+                        "tissue; the paper's window is used for it")
+    return used, warnings, peaks

@@ -115,6 +115,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["split"] = list(self.split)
+        d["augment"] = self.augment.to_dict()  # tuples as lists, as they come back from JSON
         return d
 
     @classmethod
