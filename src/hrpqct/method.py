@@ -33,6 +33,8 @@ __all__ = [
     "Statistics",
     "STATISTICS",
     "MORPHOMETRY",
+    "Phantom",
+    "PHANTOM",
     "as_dict",
 ]
 
@@ -269,6 +271,19 @@ class Morphometry:
     bones: tuple[str, ...] = ("tibia", "fibula")
 
 
+@dataclass(frozen=True)
+class Phantom:
+    """Synthetic scans (docs/phantom.md). ``association``: the cohort model's preset
+    ("published": documented effect sizes, soft tissue weakly coupled; "null": no association;
+    "strong": a stated strong-signal setting). ``scanner``: image formation of cohort scans,
+    "legacy" (white noise; what the bundled segmentation model was trained on, so kept as the
+    default until it is retrained) or "fbp" (ramp-shaped attenuation-dependent noise, beam
+    hardening, through-plane motion)."""
+
+    association: str = "published"
+    scanner: str = "legacy"
+
+
 SCAN = Scan()
 PREPROCESSING = Preprocessing()
 MODEL = Model()
@@ -280,6 +295,7 @@ SELECTION = Selection()
 CLASSIFICATION = Classification()
 STATISTICS = Statistics()
 MORPHOMETRY = Morphometry()
+PHANTOM = Phantom()
 
 
 def as_dict(obj) -> dict:

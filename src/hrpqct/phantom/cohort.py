@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 import pandas as pd
 
-from ..method import CLASSIFICATION
+from ..method import CLASSIFICATION, PHANTOM
 from .anatomy import Anatomy
 
 __all__ = ["CohortModel", "Effect", "make_subjects", "anatomy_for", "t_score_classes",
@@ -62,7 +62,7 @@ class Effect:
 class CohortModel:
     """Coefficients of the generative cohort model (module docstring; docs/phantom.md)."""
 
-    association: str = "published"  # "published", "null" or "strong" (ASSOCIATIONS)
+    association: str = PHANTOM.association  # "published", "null" or "strong" (ASSOCIATIONS)
     female_fraction: float = 0.7
     age_mean: float = 68.0
     age_sd: float = 8.0
@@ -82,14 +82,15 @@ class CohortModel:
     motion_fraction: float = 0.15
     # --- bone (docs/phantom.md, "Effect sizes"): loadings and spreads give the target
     # correlations with the T-score and osteoporotic-vs-normal differences
-    tb_n: Effect = Effect(1.15, 0.55, 0.19)  # relative trabecular number (1/spacing)
+    tb_n: Effect = Effect(1.4, 0.55, 0.19)  # relative trabecular number (1/spacing)
     tb_th: Effect = Effect(1.0, 0.12, 0.10, male=0.10)  # relative trabecular thickness
     ct_th: Effect = Effect(1.15, 0.60, 0.22)  # mm
     ct_po: Effect = Effect(0.035, -0.35, 0.44)  # true pore area fraction of the cortex
     ct_mineral: Effect = Effect(2480.0, 0.45, 0.03)  # cortical matrix HU
     tb_mineral: Effect = Effect(2350.0, 0.20, 0.03)  # trabecular matrix HU
-    tb_bvtv_base: float = 0.22  # at relative Tb.N and Tb.Th 1 (spacing 1 / 1.15 mm)
-    pore_corr_mm: float = 0.15  # Haversian canal size (correlation length of the pore field)
+    tb_bvtv_base: float = 0.26  # at relative Tb.N and Tb.Th 1 (spacing 1 / 1.4 mm)
+    pore_corr_mm: float = 0.18  # Haversian canal size (correlation length of the pore field)
+    pore_endo_weight: float = 0.5  # pores concentrated towards the endosteum (legacy 1.2)
     tb_z_gradient: float = 0.3  # BV/TV +15 % at the distal (subchondral) end, -15 % proximally
     tb_radial_gradient: float = 0.5  # denser under the cortex than centrally
     endo_roughness: float = 0.18  # endosteal margin irregularity at h = 0 ...
@@ -108,14 +109,14 @@ class CohortModel:
     fat_infiltration_per_bmi: float = 0.025  # log change per BMI unit
     fat_infiltration_per_decade: float = 0.15  # log change per decade
     fat_infiltration_sd: float = 0.25
-    scanner: str = "legacy"  # image formation of rendered scans: "legacy" or "fbp" (scanner.py)
+    scanner: str = PHANTOM.scanner  # image formation of rendered scans: "legacy" or "fbp"
 
     def __post_init__(self) -> None:
         if self.association not in ASSOCIATIONS:
             raise ValueError(f"association must be one of {ASSOCIATIONS}, got {self.association!r}")
 
     @classmethod
-    def preset(cls, association: str = "published", **changes) -> "CohortModel":
+    def preset(cls, association: str = PHANTOM.association, **changes) -> "CohortModel":
         """The published (default), null or strong model (module docstring)."""
         m = cls(association=association)
         if association == "strong":
@@ -276,7 +277,7 @@ def anatomy_for(row, rng_seed: int | None = None, model: CohortModel | None = No
     tb_n = draw(m.tb_n) / m.tb_n.base
     tb_th = draw(m.tb_th)
     ct_th = draw(m.ct_th)
-    spacing = float(np.clip(1.0 / (m.tb_n.base * tb_n), 0.55, 1.6))
+    spacing = float(np.clip(1.0 / (m.tb_n.base * tb_n), 0.45, 1.6))
     bvtv = float(np.clip(m.tb_bvtv_base * tb_n * tb_th, 0.05, 0.42))
     zr = m.endo_roughness_per_sd * (0.0 if m.loadings_off() else h)
     coupling = 0.0 if m.loadings_off() else m.muscle_coupling * h
@@ -306,6 +307,7 @@ def anatomy_for(row, rng_seed: int | None = None, model: CohortModel | None = No
         cast_gap_mm=float(np.clip(2.5 + jit(0.8), 0.8, 5.0)),
         motion=float(getattr(row, "motion", 0.0)),
         pore_corr_mm=m.pore_corr_mm,
+        pore_endo_weight=m.pore_endo_weight,
         tb_z_gradient=m.tb_z_gradient,
         tb_radial_gradient=m.tb_radial_gradient,
         endo_roughness=float(np.clip(m.endo_roughness * np.exp(zr), 0.05, 0.6)),

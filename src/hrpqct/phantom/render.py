@@ -235,7 +235,7 @@ class SliceRenderer:
             t_sl[cortex] = Tissue.CORTEX
             if a.ct_porosity > 0 and cortex.any():
                 # Haversian canals, denser towards the endosteal surface (trabecularisation)
-                p = pores + 1.2 * np.clip(rel, 0, 1.2) ** 2
+                p = pores + a.pore_endo_weight * np.clip(rel, 0, 1.2) ** 2
                 thr = np.quantile(p[cortex], 1.0 - a.ct_porosity)
                 t_sl[cortex & (p > thr)] = Tissue.PORE
             if trab.any():
