@@ -2,8 +2,10 @@
 
 Prints the wall time of (a) ``make_subjects(N)`` and (b) rendering ``--subjects`` cohort subjects
 on a ``--size`` x ``--size`` x ``--slices`` grid, once with the realism options of issue 12 on
-(the cohort model's anatomy, ``scanner="fbp"``) and once with them off (the same subjects with
-the legacy image formation ``scanner="legacy"`` and legacy bone texture), and their ratio. The
+(the cohort model's anatomy with ``scanner="fbp"``) and once with them off (the same subjects
+with ``Anatomy.legacy()``: the legacy image formation and bone texture), and their ratio. Motion
+subjects (15 % of a cohort) also render the next slice for through-plane motion under "fbp":
+``--motion`` sets every benchmarked subject's motion to measure that case. The
 baseline is measured in the same run, in the same process, interleaved.
 
     nice .venv/bin/python bench/bench_phantom_cohort.py
@@ -24,6 +26,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=768)
     ap.add_argument("--slices", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--motion", type=float, default=None)
     a = ap.parse_args()
     from hrpqct.phantom.cohort import anatomy_for, make_subjects
     from hrpqct.phantom.render import Grid
@@ -34,14 +37,17 @@ def main() -> None:
     t_table = time.perf_counter() - t0
     grid = Grid(size=a.size, n_slices=a.slices)
     rows = [df.loc[i] for i in range(a.subjects)]
+    if a.motion is not None:
+        for r in rows:
+            r["motion"] = a.motion
     has_legacy = hasattr(anatomy_for(rows[0]), "scanner")
 
     def run(legacy: bool) -> float:
         t = time.perf_counter()
         for r in rows:
             an = anatomy_for(r)
-            if legacy and has_legacy:
-                an = an.legacy()
+            if has_legacy:
+                an = an.legacy() if legacy else an.with_(scanner="fbp")
             generate(an, grid)
         return time.perf_counter() - t
 

@@ -64,6 +64,7 @@ class Anatomy:
     pore_corr_mm: float = 0.065  # Haversian canal size: correlation length of the pore field
     endo_roughness: float = 0.18  # irregularity of the endosteal margin (relative thickness)
     pore_endo_weight: float = 1.2  # concentration of pores towards the endosteal surface
+    pore_margin: float = 0.0  # pore-free fraction of the cortical thickness at both surfaces
     tb_z_gradient: float = 0.0  # relative BV/TV change from the proximal to the distal end
     tb_radial_gradient: float = 0.35  # extra trabecular density under the cortex
     # --- soft tissue ---------------------------------------------------------------------
@@ -103,6 +104,7 @@ class Anatomy:
     def legacy(self) -> "Anatomy":
         """The same subject with the bone texture and image formation of before issue 12."""
         return replace(self, pore_corr_mm=0.065, endo_roughness=0.18, pore_endo_weight=1.2,
+                       pore_margin=0.0,
                        tb_z_gradient=0.0,
                        tb_radial_gradient=0.35, scanner="legacy")
 

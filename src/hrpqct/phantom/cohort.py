@@ -82,15 +82,16 @@ class CohortModel:
     motion_fraction: float = 0.15
     # --- bone (docs/phantom.md, "Effect sizes"): loadings and spreads give the target
     # correlations with the T-score and osteoporotic-vs-normal differences
-    tb_n: Effect = Effect(1.4, 0.55, 0.19)  # relative trabecular number (1/spacing)
+    tb_n: Effect = Effect(1.5, 0.55, 0.19)  # relative trabecular number (1/spacing)
     tb_th: Effect = Effect(1.0, 0.12, 0.10, male=0.10)  # relative trabecular thickness
-    ct_th: Effect = Effect(1.15, 0.60, 0.22)  # mm
+    ct_th: Effect = Effect(1.05, 0.60, 0.22)  # mm
     ct_po: Effect = Effect(0.035, -0.35, 0.44)  # true pore area fraction of the cortex
     ct_mineral: Effect = Effect(2480.0, 0.45, 0.03)  # cortical matrix HU
     tb_mineral: Effect = Effect(2350.0, 0.20, 0.03)  # trabecular matrix HU
-    tb_bvtv_base: float = 0.26  # at relative Tb.N and Tb.Th 1 (spacing 1 / 1.4 mm)
+    tb_bvtv_base: float = 0.26  # at relative Tb.N and Tb.Th 1 (spacing 1 / 1.5 mm)
     pore_corr_mm: float = 0.18  # Haversian canal size (correlation length of the pore field)
-    pore_endo_weight: float = 0.5  # pores concentrated towards the endosteum (legacy 1.2)
+    pore_endo_weight: float = 0.3  # pores concentrated towards the endosteum (legacy 1.2)
+    pore_margin: float = 0.15  # pore-free surface layers (legacy 0)
     tb_z_gradient: float = 0.3  # BV/TV +15 % at the distal (subchondral) end, -15 % proximally
     tb_radial_gradient: float = 0.5  # denser under the cortex than centrally
     endo_roughness: float = 0.18  # endosteal margin irregularity at h = 0 ...
@@ -308,6 +309,7 @@ def anatomy_for(row, rng_seed: int | None = None, model: CohortModel | None = No
         motion=float(getattr(row, "motion", 0.0)),
         pore_corr_mm=m.pore_corr_mm,
         pore_endo_weight=m.pore_endo_weight,
+        pore_margin=m.pore_margin,
         tb_z_gradient=m.tb_z_gradient,
         tb_radial_gradient=m.tb_radial_gradient,
         endo_roughness=float(np.clip(m.endo_roughness * np.exp(zr), 0.05, 0.6)),

@@ -236,8 +236,14 @@ class SliceRenderer:
             if a.ct_porosity > 0 and cortex.any():
                 # Haversian canals, denser towards the endosteal surface (trabecularisation)
                 p = pores + a.pore_endo_weight * np.clip(rel, 0, 1.2) ** 2
-                thr = np.quantile(p[cortex], 1.0 - a.ct_porosity)
-                t_sl[cortex & (p > thr)] = Tissue.PORE
+                room = cortex
+                if a.pore_margin > 0:  # intracortical canals, clear of both surfaces
+                    inner = cortex & (rel > a.pore_margin) & (rel < 1.0 - a.pore_margin)
+                    room = inner if inner.sum() > a.ct_porosity * cortex.sum() * 1.5 else cortex
+                q = 1.0 - a.ct_porosity if room is cortex else \
+                    max(0.0, 1.0 - a.ct_porosity * cortex.sum() / max(room.sum(), 1))
+                thr = np.quantile(p[room], q)
+                t_sl[room & (p > thr)] = Tissue.PORE
             if trab.any():
                 t_sl[trab] = Tissue.MARROW
                 bone = self._trabeculae(trab, np.abs(trab_f), rod_f, brk_f, d - th, z)
