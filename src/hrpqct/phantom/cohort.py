@@ -89,7 +89,8 @@ class CohortModel:
     ct_mineral: Effect = Effect(2480.0, 0.45, 0.03)  # cortical matrix HU
     tb_mineral: Effect = Effect(2350.0, 0.20, 0.03)  # trabecular matrix HU
     tb_bvtv_base: float = 0.26  # at relative Tb.N and Tb.Th 1 (spacing 1 / 1.5 mm)
-    pore_corr_mm: float = 0.18  # Haversian canal size (correlation length of the pore field)
+    pore_corr_mm: float = 0.18  # Haversian canal size (correlation length of the pore field) ...
+    pore_size_exponent: float = 0.5  # ... times (porosity / base porosity)^exponent: canals enlarge
     pore_endo_weight: float = 0.3  # pores concentrated towards the endosteum (legacy 1.2)
     pore_margin: float = 0.15  # pore-free surface layers (legacy 0)
     tb_z_gradient: float = 0.3  # BV/TV +15 % at the distal (subchondral) end, -15 % proximally
@@ -280,6 +281,8 @@ def anatomy_for(row, rng_seed: int | None = None, model: CohortModel | None = No
     ct_th = draw(m.ct_th)
     spacing = float(np.clip(1.0 / (m.tb_n.base * tb_n), 0.45, 1.6))
     bvtv = float(np.clip(m.tb_bvtv_base * tb_n * tb_th, 0.05, 0.42))
+    ct_po = float(np.clip(draw(m.ct_po), 0.005, 0.3))
+    pore_corr = float(np.clip(m.pore_corr_mm * (ct_po / m.ct_po.base) ** m.pore_size_exponent, 0.08, 0.35))
     zr = m.endo_roughness_per_sd * (0.0 if m.loadings_off() else h)
     coupling = 0.0 if m.loadings_off() else m.muscle_coupling * h
     muscle = (m.muscle_hu + m.muscle_hu_per_decade * decade + m.muscle_hu_male * male
@@ -293,7 +296,7 @@ def anatomy_for(row, rng_seed: int | None = None, model: CohortModel | None = No
         **geometry,
         tibia_ct_th_mm=float(np.clip(ct_th, 0.4, 2.4)),
         fibula_ct_th_mm=float(np.clip(ct_th * 0.9 * (1 + jit(0.1)), 0.4, 2.0)),
-        ct_porosity=float(np.clip(draw(m.ct_po), 0.005, 0.3)),
+        ct_porosity=ct_po,
         tb_bvtv=bvtv,
         tb_spacing_mm=spacing,
         cortical_hu=draw(m.ct_mineral),
@@ -307,7 +310,7 @@ def anatomy_for(row, rng_seed: int | None = None, model: CohortModel | None = No
         fat_hu=-330.0 + jit(15.0),
         cast_gap_mm=float(np.clip(2.5 + jit(0.8), 0.8, 5.0)),
         motion=float(getattr(row, "motion", 0.0)),
-        pore_corr_mm=m.pore_corr_mm,
+        pore_corr_mm=pore_corr,
         pore_endo_weight=m.pore_endo_weight,
         pore_margin=m.pore_margin,
         tb_z_gradient=m.tb_z_gradient,
