@@ -155,3 +155,20 @@ def test_cli_phantom_and_cohort(tmp_path):
 def test_cli_rejects_impossible_grid(tmp_path, bad):
     res = CliRunner().invoke(app, bad)
     assert res.exit_code != 0
+
+
+def test_cli_cohort_model_options(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["phantom-cohort", "--out", str(tmp_path / "n"), "--subjects", "30",
+                              "--table-only", "--association", "null"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "n" / "subjects.csv", keep_default_na=False)
+    assert set(df.cohort_model) == {"null"}
+    # read back as pandas does by default ("null" -> NaN), the row still renders as the null model
+    row = pd.read_csv(tmp_path / "n" / "subjects.csv").iloc[0]
+    assert anatomy_for(row) == anatomy_for(make_subjects(30, model="null").iloc[0])
+    pd.testing.assert_series_equal(df.t_score_fn, make_subjects(30, model="null").t_score_fn,
+                                   check_names=False)
+    bad = runner.invoke(app, ["phantom-cohort", "--out", str(tmp_path / "b"), "--subjects", "3",
+                              "--table-only", "--association", "none"])
+    assert bad.exit_code != 0 and "association" in (bad.output + str(bad.exception))

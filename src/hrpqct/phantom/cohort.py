@@ -248,7 +248,10 @@ def anatomy_for(row, rng_seed: int | None = None, model: CohortModel | None = No
     health, motion, side; optional bone_health and cohort_model, the preset's name, used when
     ``model`` is not given)."""
     if model is None:
-        model = CohortModel.preset(str(getattr(row, "cohort_model", "published")))
+        name = getattr(row, "cohort_model", "published")
+        if not isinstance(name, str):  # pandas reads the text "null" of a CSV back as NaN
+            name = "null"
+        model = CohortModel.preset(name)
     m = model
     seed = int(rng_seed if rng_seed is not None else row.seed)
     rng = np.random.default_rng([seed, 77])
