@@ -55,3 +55,15 @@ def test_phantom_values_are_of_the_published_order(by_health):
             continue
         v = mid.value("tibia", column)
         assert lo / 2 <= v <= hi * 2, (column, v, lo, hi)
+
+
+def test_every_published_range_states_whether_it_was_verified():
+    """No recalled number may pass as a citation: each range has a verification record, a
+    verified one must name where it was read, and the table's source says "unverified"."""
+    from hrpqct.morphometry.reference import FINDINGS, VERIFIED
+    assert set(VERIFIED) == set(NORMATIVE)
+    for column, (ok, why) in VERIFIED.items():
+        assert why, column
+        if not ok:
+            assert "unverified" in NORMATIVE[column][2], column
+    assert all(f.where and f.scanner_site and f.statement for f in FINDINGS)

@@ -45,6 +45,8 @@ __all__ = [
     "AUGMENTATION",
     "OutOfDistribution",
     "OOD",
+    "Phantom",
+    "PHANTOM",
     "as_dict",
 ]
 
@@ -393,7 +395,7 @@ class OutOfDistribution:
     Anatomical ranges: about three times wider than the typical means of adults at the XtremeCT
     II distal tibia (``hrpqct.morphometry.reference.NORMATIVE``: Tt.Ar 600-900 mm2, Ct.Th
     1.0-1.6 mm; Whittier et al. 2020 J Bone Miner Res 35:2151; Warden et al. 2022 Osteoporos
-    Int 33:791), so that only a segmentation that is not a distal tibia falls outside them.
+    Int 33:791; these ranges are not yet verified against the papers' tables), so that only a segmentation that is not a distal tibia falls outside them.
     """
 
     # spacing: warn when the in-plane pixel is more than this factor finer or coarser than the
@@ -436,6 +438,19 @@ class OutOfDistribution:
     min_flip_agreement: float = 0.8
 
 
+@dataclass(frozen=True)
+class Phantom:
+    """Synthetic scans (docs/phantom.md). ``association``: the cohort model's preset
+    ("published": documented effect sizes, soft tissue weakly coupled; "null": no association;
+    "strong": a stated strong-signal setting). ``scanner``: image formation of cohort scans,
+    "legacy" (white noise; what the bundled segmentation model was trained on, so kept as the
+    default until it is retrained) or "fbp" (ramp-shaped attenuation-dependent noise, beam
+    hardening, through-plane motion)."""
+
+    association: str = "published"
+    scanner: str = "legacy"
+
+
 SCAN = Scan()
 PREPROCESSING = Preprocessing()
 MODEL = Model()
@@ -450,6 +465,7 @@ STATISTICS = Statistics()
 MORPHOMETRY = Morphometry()
 AUGMENTATION = TRAINING.augment  # the same object: the training augmentation defaults
 OOD = OutOfDistribution()
+PHANTOM = Phantom()
 
 
 def as_dict(obj) -> dict:

@@ -75,7 +75,8 @@ _ID_COLUMNS = ("subject_id", "scan_id", "slice", "region", "reason", "n_slices")
 # non-radiomics set excludes "BMD and T-score variables used for osteoporosis diagnosis"), and the
 # phantom's rendering parameters that are not measurements. Patterns are matched in full.
 NON_CLINICAL = (
-    r"subject_id", r"scan_id", r"seed", r"health", r"osteoporosis", r"bmd_class", r"label.*",
+    r"subject_id", r"scan_id", r"seed", r"health", r"bone_health", r"cohort_model", r"osteoporosis",
+    r"bmd_class", r"label.*",
     r"split", r"t_score.*", r"bmd_.*", r"scan", r"segmentation.*", r"side", r"motion",
 )
 

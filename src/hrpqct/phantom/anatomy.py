@@ -61,6 +61,12 @@ class Anatomy:
     trabecular_hu: float = 2350.0  # trabecular matrix (before partial-volume blur)
     marrow_hu: float = -150.0
     pore_hu: float = 20.0
+    pore_corr_mm: float = 0.065  # Haversian canal size: correlation length of the pore field
+    endo_roughness: float = 0.18  # irregularity of the endosteal margin (relative thickness)
+    pore_endo_weight: float = 1.2  # concentration of pores towards the endosteal surface
+    pore_margin: float = 0.0  # pore-free fraction of the cortical thickness at both surfaces
+    tb_z_gradient: float = 0.0  # relative BV/TV change from the proximal to the distal end
+    tb_radial_gradient: float = 0.35  # extra trabecular density under the cortex
     # --- soft tissue ---------------------------------------------------------------------
     soft_depth_scale: float = 1.0  # scales the deep soft-tissue depth (limb size)
     subcut_fat_mm: float = 4.5  # subcutaneous fat thickness away from the tibia's medial face
@@ -79,6 +85,7 @@ class Anatomy:
     noise_sd_hu: float = 170.0  # white-noise SD at 60.7 um voxels (scaled for other voxel sizes)
     blur_sigma_mm: float = 0.05  # Gaussian point-spread function
     motion: float = 0.0  # 0 = none, 1 = severe (streaks and doubled edges)
+    scanner: str = "legacy"  # image formation: "legacy" (white noise) or "fbp" (scanner.py)
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -86,11 +93,20 @@ class Anatomy:
             raise InputError(f"side must be 'left' or 'right', got {self.side!r}")
         if not 0.0 <= self.tb_bvtv < 0.6:
             raise InputError(f"tb_bvtv must be in [0, 0.6), got {self.tb_bvtv}")
+        if self.scanner not in ("legacy", "fbp"):
+            raise InputError(f"scanner must be 'legacy' or 'fbp', got {self.scanner!r}")
         if not 0.0 <= self.ct_porosity < 0.5:
             raise InputError(f"ct_porosity must be in [0, 0.5), got {self.ct_porosity}")
 
     def with_(self, **changes) -> "Anatomy":
         return replace(self, **changes)
+
+    def legacy(self) -> "Anatomy":
+        """The same subject with the bone texture and image formation of before issue 12."""
+        return replace(self, pore_corr_mm=0.065, endo_roughness=0.18, pore_endo_weight=1.2,
+                       pore_margin=0.0,
+                       tb_z_gradient=0.0,
+                       tb_radial_gradient=0.35, scanner="legacy")
 
 
 @dataclass(frozen=True)

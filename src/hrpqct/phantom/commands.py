@@ -33,6 +33,8 @@ def phantom_cmd(
     side: str = typer.Option("left", help="Leg side: left (fibula on the image's right) or right."),
     motion: float = typer.Option(0.0, min=0.0, max=1.0, help="Motion artefact severity, 0-1."),
     cast: bool = typer.Option(True, help="Draw the carbon-fibre limb holder."),
+    scanner: str = typer.Option("legacy", help="Image formation: legacy (white noise) or fbp "
+                                                "(ramp-shaped noise, beam hardening; docs/phantom.md)."),
 ) -> None:
     """Render one synthetic HR-pQCT distal-tibia scan with its exact 5-class and 7-region ground truth.
 
@@ -47,7 +49,11 @@ def phantom_cmd(
 
     prepare_folder(out)  # before rendering: a read-only or full disk fails now
     grid = _grid(size, slices, spacing)
-    anat = Anatomy(seed=seed, side=side, motion=motion, cast=cast)
+    from ..errors import InputError
+
+    if scanner not in ("legacy", "fbp"):
+        raise InputError(f"--scanner must be legacy or fbp, got {scanner!r}")
+    anat = Anatomy(seed=seed, side=side, motion=motion, cast=cast, scanner=scanner)
     with cli_progress("Rendering slices", slices) as cb:
         ph = generate(anat, grid, progress=cb)
     paths = write_phantom(ph, out)
@@ -67,25 +73,34 @@ def phantom_cohort_cmd(
     seed: int = typer.Option(0, help="Cohort seed."),
     workers: int = typer.Option(max(1, (os.cpu_count() or 1)), help="Parallel processes."),
     table_only: bool = typer.Option(False, help="Only write subjects.csv (no scans)."),
+    association: str = typer.Option("published", help="Cohort model: published (documented effect "
+                                                      "sizes), null (no association) or strong."),
+    scanner: str = typer.Option("legacy", help="Image formation: legacy or fbp (docs/phantom.md)."),
 ) -> None:
-    """Generate a synthetic cohort: subjects with a latent bone-and-muscle health score, T-scores,
+    """Generate a synthetic cohort: subjects with a latent bone-health score, T-scores,
     binary and three-class labels, clinical covariates, and one scan with ground truth each.
 
     Writes subjects.csv, manifest.csv (input of `hrpqct cohort`), cohort.json and scans/<id>/.
     """
     from ..io.outputs import prepare_folder
-    from .cohort import make_subjects
+    from ..errors import InputError
+    from .cohort import ASSOCIATIONS, CohortModel, make_subjects
     from .files import _csv_atomic, write_cohort
 
+    if association not in ASSOCIATIONS or scanner not in ("legacy", "fbp"):
+        raise InputError(f"--association must be one of {', '.join(ASSOCIATIONS)} and --scanner "
+                         f"legacy or fbp, got {association!r} and {scanner!r}")
+    model = CohortModel.preset(association, scanner=scanner)
     prepare_folder(out)
     if table_only:
-        df = make_subjects(subjects, seed=seed)
+        df = make_subjects(subjects, seed=seed, model=model)
         _csv_atomic(df, out / "subjects.csv")
         _console.print(f"[green]wrote[/] {out / 'subjects.csv'} ({len(df)} subjects, "
                        f"{df.osteoporosis.mean():.0%} osteoporosis)")
         return
     grid = _grid(size, slices, spacing)
     with cli_progress("Generating subjects", subjects) as cb:
-        manifest = write_cohort(out, subjects, grid, seed=seed, workers=workers, progress=cb)
+        manifest = write_cohort(out, subjects, grid, seed=seed, workers=workers, progress=cb,
+                                model=model)
     _console.print(f"[green]wrote[/] {len(manifest)} subjects to {out} "
                    f"({manifest.osteoporosis.mean():.0%} osteoporosis); manifest: {out / 'manifest.csv'}")

@@ -74,14 +74,15 @@ def write_phantom(ph: Phantom, out: str | os.PathLike, overview: bool = True) ->
     return paths
 
 
-def _one_subject(row: dict, grid: Grid, folder: str) -> str:
-    anat = anatomy_for(pd.Series(row))
+def _one_subject(row: dict, grid: Grid, folder: str, model=None) -> str:
+    anat = anatomy_for(pd.Series(row), model=model)
     write_phantom(generate(anat, grid), folder, overview=False)
     return row["subject_id"]
 
 
 def write_cohort(out: str | os.PathLike, n_subjects: int, grid: Grid, seed: int = 0,
-                 workers: int = 1, progress: ProgressCallback | None = None) -> pd.DataFrame:
+                 workers: int = 1, progress: ProgressCallback | None = None,
+                 model=None) -> pd.DataFrame:
     """Generate an ``n_subjects`` cohort into ``out``: ``subjects.csv`` (all variables),
     ``manifest.csv`` (paths + labels + clinical variables, the radiomics cohort input) and
     ``scans/<subject_id>/`` per subject.
@@ -91,9 +92,13 @@ def write_cohort(out: str | os.PathLike, n_subjects: int, grid: Grid, seed: int 
     """
     out = Path(out)
     (out / "scans").mkdir(parents=True, exist_ok=True)
-    subjects = make_subjects(n_subjects, seed=seed)
+    from .cohort import CohortModel
+
+    model = model if model is not None else CohortModel()
+    subjects = make_subjects(n_subjects, seed=seed, model=model)
     _csv_atomic(subjects, out / "subjects.csv")
-    _json_atomic({"n_subjects": n_subjects, "seed": seed, "grid": asdict(grid)}, out / "cohort.json")
+    _json_atomic({"n_subjects": n_subjects, "seed": seed, "grid": asdict(grid),
+                  "association": model.association, "scanner": model.scanner}, out / "cohort.json")
 
     rel = {sid: Path("scans") / sid for sid in subjects.subject_id}
     manifest = subjects.copy()
@@ -107,7 +112,7 @@ def write_cohort(out: str | os.PathLike, n_subjects: int, grid: Grid, seed: int 
     report(progress, done, n_subjects)
     if workers <= 1:
         for r in todo:
-            _one_subject(r, grid, str(out / rel[r["subject_id"]]))
+            _one_subject(r, grid, str(out / rel[r["subject_id"]]), model)
             done += 1
             report(progress, done, n_subjects)
     else:
@@ -115,7 +120,7 @@ def write_cohort(out: str | os.PathLike, n_subjects: int, grid: Grid, seed: int 
 
         with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent,
                                  initargs=(os.getpid(),)) as ex:
-            futs = [ex.submit(_one_subject, r, grid, str(out / rel[r["subject_id"]])) for r in todo]
+            futs = [ex.submit(_one_subject, r, grid, str(out / rel[r["subject_id"]]), model) for r in todo]
             for f in as_completed(futs):
                 f.result()
                 done += 1

@@ -152,7 +152,7 @@ class SliceRenderer:
                                 key_mm=2.5, seed=a.seed, tag=7)
         self.f_break = StackField(lambda rng: lowpass_field(shp, px, 0.3, rng),
                                   key_mm=1.5, seed=a.seed, tag=8)
-        self.f_pore = StackField(lambda rng: lowpass_field(shp, px, 0.065, rng),
+        self.f_pore = StackField(lambda rng: lowpass_field(shp, px, a.pore_corr_mm, rng),
                                  key_mm=3.0, seed=a.seed, tag=2)
         self.f_endo = StackField(lambda rng: lowpass_field(shp, px, 0.35, rng),
                                  key_mm=0.8, seed=a.seed, tag=3)
@@ -225,7 +225,7 @@ class SliceRenderer:
             ang = np.arctan2(y - centre[1], x - centre[0])
             th = th_fn(ang)
             rel = d / np.maximum(th, 1e-3)
-            cortex = m & (rel <= 1.0 + 0.18 * endo)
+            cortex = m & (rel <= 1.0 + a.endo_roughness * endo)
             # enclosed = everything of the bone that is not cortex; cortex must stay a closed ring
             trab = m & ~cortex
             lab = label5[sl]
@@ -235,12 +235,18 @@ class SliceRenderer:
             t_sl[cortex] = Tissue.CORTEX
             if a.ct_porosity > 0 and cortex.any():
                 # Haversian canals, denser towards the endosteal surface (trabecularisation)
-                p = pores + 1.2 * np.clip(rel, 0, 1.2) ** 2
-                thr = np.quantile(p[cortex], 1.0 - a.ct_porosity)
-                t_sl[cortex & (p > thr)] = Tissue.PORE
+                p = pores + a.pore_endo_weight * np.clip(rel, 0, 1.2) ** 2
+                room = cortex
+                if a.pore_margin > 0:  # intracortical canals, clear of both surfaces
+                    inner = cortex & (rel > a.pore_margin) & (rel < 1.0 - a.pore_margin)
+                    room = inner if inner.sum() > a.ct_porosity * cortex.sum() * 1.5 else cortex
+                q = 1.0 - a.ct_porosity if room is cortex else \
+                    max(0.0, 1.0 - a.ct_porosity * cortex.sum() / max(room.sum(), 1))
+                thr = np.quantile(p[room], q)
+                t_sl[room & (p > thr)] = Tissue.PORE
             if trab.any():
                 t_sl[trab] = Tissue.MARROW
-                bone = self._trabeculae(trab, np.abs(trab_f), rod_f, brk_f, d - th)
+                bone = self._trabeculae(trab, np.abs(trab_f), rod_f, brk_f, d - th, z)
                 t_sl[bone] = Tissue.TRAB_BONE
         label5[soft] = R.SOFT_TISSUE_CLASS
 
@@ -253,18 +259,23 @@ class SliceRenderer:
         return out, tissue, lab5, lab7
 
     def _trabeculae(self, trab: np.ndarray, band: np.ndarray, rod: np.ndarray, brk: np.ndarray,
-                    depth_mm: np.ndarray) -> np.ndarray:
+                    depth_mm: np.ndarray, z_mm: float = 0.0) -> np.ndarray:
         """Trabecular bone inside ``trab``: struts and plates (the thickened zero set of a band-pass
         field, interrupted in patches) plus rods cut across (blobs), denser under the cortex;
-        exactly ``tb_bvtv`` of the compartment's area."""
+        exactly ``tb_bvtv`` of the compartment's area (times the subchondral gradient along z:
+        ``1 + tb_z_gradient * (t - 1/2)``, t = 0 proximal, 1 distal over a standard stack)."""
         a = self.anat
+        bvtv = a.tb_bvtv
+        if a.tb_z_gradient:
+            from .anatomy import STACK_MM
+            bvtv = float(np.clip(bvtv * (1.0 + a.tb_z_gradient * (z_mm / STACK_MM - 0.5)), 0.01, 0.59))
         near = np.exp(-np.clip(depth_mm, 0, None) / 1.5)  # 1 at the endosteal surface
-        strut = band - 0.35 * near + 0.5 * (brk < -0.5)  # lower = more likely bone
-        thr_s = np.quantile(strut[trab], 0.8 * a.tb_bvtv)
+        strut = band - a.tb_radial_gradient * near + 0.5 * (brk < -0.5)  # lower = more likely bone
+        thr_s = np.quantile(strut[trab], 0.8 * bvtv)
         bone = trab & (strut <= thr_s)
         rest = trab & ~bone
         if rest.any():
-            thr_r = np.quantile(rod[rest], 1.0 - 0.2 * a.tb_bvtv / max(1e-6, rest.mean() / trab.mean()))
+            thr_r = np.quantile(rod[rest], 1.0 - 0.2 * bvtv / max(1e-6, rest.mean() / trab.mean()))
             bone |= rest & (rod > thr_r)
         return bone
 

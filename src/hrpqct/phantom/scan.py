@@ -11,7 +11,7 @@ from ..progress import ProgressCallback, report
 from ..volume import Volume
 from .anatomy import Anatomy
 from .render import Grid, SliceRenderer
-from .scanner import add_noise, motion_artefact
+from .scanner import add_noise, fbp_scanner, motion_artefact
 
 __all__ = ["Phantom", "generate", "iter_slices"]
 
@@ -44,10 +44,20 @@ def iter_slices(anat: Anatomy, grid: Grid, start: int = 0, stop: int | None = No
         hu_r, _, l5_r, l7_r = ren.render(k)
         hu = np.full((n, n), -1000.0, dtype=np.float32)
         hu[ren.r0:ren.r1, ren.c0:ren.c1] = hu_r
+        fbp = anat.scanner == "fbp"
         if anat.motion > 0:
-            hu += motion_artefact(hu, anat.motion, np.random.default_rng([anat.seed, 7]), grid.pixel_mm)
-        hu = add_noise(hu, anat.noise_sd_hu, grid.pixel_mm, grid.z_mm,
-                       np.random.default_rng([anat.seed, 8, k]))
+            nb = None
+            if fbp:  # through-plane motion: the next slice along the limb
+                nb = np.full((n, n), -1000.0, dtype=np.float32)
+                nb[ren.r0:ren.r1, ren.c0:ren.c1] = ren.render(k + 1)[0]
+            hu += motion_artefact(hu, anat.motion, np.random.default_rng([anat.seed, 7]), grid.pixel_mm,
+                                  hu_neighbour=nb)
+        if fbp:
+            hu = fbp_scanner(hu, anat.noise_sd_hu, grid.pixel_mm, grid.z_mm,
+                             np.random.default_rng([anat.seed, 8, k]))
+        else:
+            hu = add_noise(hu, anat.noise_sd_hu, grid.pixel_mm, grid.z_mm,
+                           np.random.default_rng([anat.seed, 8, k]))
         l5 = np.zeros((n, n), dtype=np.uint8)
         l7 = np.zeros((n, n), dtype=np.uint8)
         l5[ren.r0:ren.r1, ren.c0:ren.c1] = l5_r
