@@ -86,7 +86,7 @@ __all__ = [
     "DEFAULT_BACKEND",
 ]
 
-CPU_BACKENDS = ("auto", "onnxruntime", "torch")
+CPU_BACKENDS = ("auto", "onnxruntime", "openvino", "torch")
 BACKEND_ENV = "HRPQCT_CPU_BACKEND"
 CACHE_ENV = "HRPQCT_CACHE_DIR"
 #: What ``backend="auto"`` runs: the fastest exact backend measured by bench/bench_seg_cpu.py.
@@ -258,6 +258,8 @@ def resolve_backend(backend: str | None = None) -> str:
     name = (backend or os.environ.get(BACKEND_ENV) or "auto").strip().lower()
     if name in ("ort", "onnx"):
         name = "onnxruntime"
+    if name in ("ov",):
+        name = "openvino"
     if name not in CPU_BACKENDS:
         raise ModelError(f"unknown CPU backend {name!r}; choose one of {', '.join(CPU_BACKENDS)}")
     return name
@@ -277,8 +279,14 @@ def fast_cpu_model(model: nn.Module, *, backend: str | None = None, quantize: bo
     """
     name = resolve_backend(backend)
     model = model.eval()
-    if name == "auto":
-        name = DEFAULT_BACKEND
+    if name == "auto":  # measured once per model, input size and machine (hrpqct.seg.cpu_select)
+        from .cpu_select import AutoSegformer
+
+        return AutoSegformer(model, quantize=quantize, threads=threads, cache=cache)
+    if name == "openvino":
+        from .accel_openvino import OvSegformer
+
+        return OvSegformer(model, quantize=quantize, threads=threads, cache=cache)
     if name == "onnxruntime" and not onnxruntime_available():
         raise ModelError("the onnxruntime CPU backend needs onnxruntime and onnx: "
                          "pip install 'hrpqct[fastcpu]' (or use the default PyTorch backend)")
