@@ -46,7 +46,7 @@ CALIBRATION_SLICES = 3  # phantom slices for the int8 calibration (NNCF)
 CALIBRATION_SEED = 7311  # phantom subject used for calibration (fixed: the same file every time)
 PARITY_ATOL = 1e-4
 COMPILED_KEEP = 2  # compiled models kept alive in this process (B3: ~0.2 GB each)
-_COMPILED: "OrderedDict[tuple[str, int, int], object]" = OrderedDict()
+_COMPILED: "OrderedDict[tuple[str, int], object]" = OrderedDict()
 
 
 def openvino_available() -> bool:
@@ -169,7 +169,7 @@ class OvSegformer:
         onnx_path = self._ort._fp32_file(h, w)  # exported and checked against PyTorch once
         path = self._ir_int8(onnx_path, h, w) if self.quantize else onnx_path
         self.paths[(h, w)] = path
-        key = (str(path), self.threads, path.stat().st_mtime_ns)
+        key = (str(path), self.threads)
         hit = _COMPILED.get(key)
         if hit is not None:  # compiled (and checked) earlier in this process
             _COMPILED.move_to_end(key)
