@@ -7,6 +7,7 @@ import builtins
 import copy
 import json
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -411,18 +412,22 @@ def test_phantom_calibration_inputs_are_preprocessed_slices():
 
 # --- automatic choice -----------------------------------------------------------------------
 def fake_backends(monkeypatch, seconds, shift=None):
-    """Backends that answer the PyTorch logits after sleeping ``seconds[name]``; ``shift[name]``
-    changes that many labels' logits (an approximate backend)."""
+    """Backends that answer the PyTorch logits and take ``seconds[name]`` on a fake clock (the
+    choice must not depend on the machine's load); ``shift[name]`` changes that many labels."""
     import time
+
+    clock = [0.0]
+    monkeypatch.setattr(CS, "time", SimpleNamespace(perf_counter=lambda: clock[0],
+                                                    strftime=time.strftime))
 
     class Fake:
         def __init__(self, name, model):
             self.name, self.net = name, FC.optimise_for_cpu(model)
 
         def __call__(self, x):
-            time.sleep(seconds[self.name])
             with torch.inference_mode():
                 out = self.net(x).clone()
+            clock[0] += seconds[self.name]
             if shift and self.name in shift:
                 flat = out[:, 0].reshape(-1)
                 flat[: shift[self.name]] += 1e3  # these pixels become background

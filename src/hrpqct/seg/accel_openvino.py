@@ -191,9 +191,13 @@ class OvSegformer:
         return compiled
 
     def _check(self, compiled, shape) -> float:
-        with torch.inference_mode():
-            x = torch.rand(shape, generator=torch.Generator().manual_seed(1))
-            ref = self._ort.torch_net(x).numpy()
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(1))  # as OrtSegformer._check
+        done = getattr(self._ort, "checked", None)
+        if done is not None and done[0] == tuple(shape):
+            ref = done[1]  # computed by the ONNX export's check just now: not run again
+        else:
+            with torch.inference_mode():
+                ref = self._ort.torch_net(x).numpy()
         got = compiled.create_infer_request().infer({0: x.numpy()})[0]
         diff = float(np.abs(got - ref).max())
         if got.shape != ref.shape or not diff <= PARITY_ATOL * (1.0 + float(np.abs(ref).max())):

@@ -450,6 +450,7 @@ class OrtSegformer:
         diff = float(np.abs(got - ref).max())
         if not diff <= PARITY_ATOL * (1.0 + float(np.abs(ref).max())):
             raise RuntimeError(f"exported network differs from PyTorch by {diff:.3g} (logits)")
+        self.checked = (tuple(shape), ref)  # the PyTorch answer, for the OpenVINO check
         return diff
 
     def _fp32_file(self, h: int, w: int) -> Path:
