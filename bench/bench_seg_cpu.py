@@ -1,40 +1,37 @@
-"""SegFormer-B3 at 800 x 800 on this CPU: naive fp32 loop vs the project's fast CPU path.
+"""SegFormer-B3 at 800 x 800 on this CPU: a careful plain PyTorch loop vs the fast CPU backends.
 
-Measures, in one run and on the same full-size synthetic slices (2304 x 2304 px, 60.8 um):
+Measures, in one run, interleaved, on the same full-size synthetic slices (2304 x 2304 px,
+60.8 um), whole slices (preprocessing + network + labels on the native grid):
 
-* the naive loop: the paper's B3 (``SegformerForSemanticSegmentation``), one slice at a time,
-  plain ``model(x)`` with autograd left on (no ``inference_mode``/``no_grad``), default torch
-  threads, fp32; the same preprocessing and upsampling code as the project (so only the network
-  call differs);
-* the project's fast CPU path, ``hrpqct.seg.inference.segment_volume(device="cpu")``, on each
-  backend: ``cpu_backend="torch"`` (the default: inference mode, batch 2, folded decode head,
-  channels-last activations, sdpa attention) and, if onnxruntime is installed,
-  ``cpu_backend="onnxruntime"`` (the same folded network exported to ONNX and run by ONNX Runtime
-  with all graph optimisations, one slice per run, one intra-op thread per core; the export is
-  made once per weights and cached, in the untimed warm-up, and its one-off cost is printed);
-  the row of the backend ``"auto"`` resolves to is marked "(default)";
-* for attribution: ``segment_volume(fast_cpu=False)`` (inference mode + batch 2 only), and the
-  int8 options ``quantize=True`` on each backend (PyTorch: dynamic quantisation of the encoder's
-  ``nn.Linear`` layers; ONNX Runtime: of the MatMul weights);
+* the baseline, a CAREFUL plain loop: the unmodified ``SegformerForSemanticSegmentation`` under
+  ``torch.inference_mode`` via ``segment_volume(fast_cpu=False, batch_size=b)`` for each
+  ``--batches`` size; the fastest batch size is the baseline ("careful, best batch");
+* second line only: the autograd-on loop (plain ``model(x)``, batch 1, no inference mode), the
+  bench's old baseline, timed in ``--naive-rounds`` rounds;
+* the fast CPU path on each installed backend (``segment_volume(cpu_backend=...)``): ``torch``
+  (folded head, channels-last, sdpa), ``onnxruntime`` (fp32, all graph optimisations),
+  ``openvino`` (fp32), and the int8 forms ``openvino-int8`` (NNCF static int8, calibrated on
+  phantom slices) and ``onnxruntime-int8`` (dynamic int8); the first use of each (export,
+  quantisation, compilation; cached) happens in an untimed warm-up and its one-off cost is
+  printed;
+* what ``cpu_backend="auto"`` chooses here (its first-use measurement, printed), exact and with
+  ``quantize=True``.
 
-and prints slices per second (wall clock, whole slice: preprocessing + network + labels on the
-native grid), CPU seconds per slice, the speed-up over the naive loop (wall clock, and CPU time,
-which is less disturbed when other jobs share the 2 cores), and the fraction of final
-labels (5 classes on the native grid; and after the topology rules and the soft-tissue split,
-7 regions) that each path leaves unchanged relative to the naive loop.
+It prints s/slice (wall and CPU), the speed-up over the careful loop (wall: the target; CPU time,
+less disturbed when other jobs share the cores), and the fraction of labels each path leaves
+unchanged relative to the careful loop: 5 classes on the native grid and, after the topology
+rules and the soft-tissue split, the 7 final regions.
 
-Weights: label agreement with random weights means nothing (a random network's argmax margins
-are tiny), so the B3 is first trained briefly on synthetic phantom slices (random 192 x 192
-patches of the 800 x 800 network input, i.e. at the real 0.121 mm input pixel size; SegFormer
-has no positional embeddings, so it then runs on whole 800 x 800 inputs). The weights are
-cached (default ``~/.cache/hrpqct/bench-b3-phantom``) and reused; their accuracy against the
-phantom's ground truth is printed so the reader can judge them. They are bench weights only.
+Weights: ``--weights DIR`` (a model folder, e.g. ``Resources/models/demo-synthetic``, a trained
+model: label agreement is meaningful) or, by default, a randomly initialised B3 (seed 0), fine for
+timing, but its argmax margins are tiny, so its int8 agreement says little (printed as such).
 
-    nice .venv/bin/python bench/bench_seg_cpu.py                 # ~15 min the first time, ~5 after
-    nice .venv/bin/python bench/bench_seg_cpu.py --slices 2 --rounds 1   # quicker, noisier
+    nice .venv/bin/python bench/bench_seg_cpu.py                       # random B3, timing
+    nice .venv/bin/python bench/bench_seg_cpu.py --weights Resources/models/demo-synthetic
 
 The machine has 2 cores shared with other work: each path is timed ``--rounds`` times in
-alternation and the fastest round is kept; the load average is printed with the result.
+alternation (round-robin over the paths) and the fastest round is kept; the load average is
+printed with each round.
 """
 
 from __future__ import annotations
@@ -52,8 +49,7 @@ from hrpqct.phantom.anatomy import Anatomy
 from hrpqct.phantom.render import Grid
 from hrpqct.phantom.scan import iter_slices
 from hrpqct.regions import MODEL_CLASSES
-from hrpqct.seg.fastcpu import onnxruntime_available
-from hrpqct.seg.inference import make_predictor, segment_volume
+from hrpqct.seg.inference import segment_volume
 from hrpqct.seg.model import LoadedModel, ModelCard, build_model, load_model, save_model
 from hrpqct.seg.preprocess import InputSpec, labels_to_input, logits_to_labels, plan_crop, preprocess_slices
 from hrpqct.volume import Volume
@@ -186,124 +182,153 @@ def seven_regions(labels5: np.ndarray, vol: Volume) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--slices", type=int, default=4, help="full-size slices timed per path")
+    ap.add_argument("--slices", type=int, default=2, help="full-size slices timed per path")
     ap.add_argument("--rounds", type=int, default=2, help="timing rounds per path (fastest kept)")
-    ap.add_argument("--weights", type=Path,
-                    default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                    / "hrpqct" / "bench-b3-phantom")
-    ap.add_argument("--retrain", action="store_true", help="train the bench weights again")
+    ap.add_argument("--naive-rounds", type=int, default=1, help="rounds of the autograd-on loop")
+    ap.add_argument("--batches", default="1,2", help="batch sizes of the careful loop")
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="model folder (default: random-init B3, seed 0)")
+    ap.add_argument("--train-b3", type=Path, default=None,
+                    help="train a B3 briefly on phantoms into this folder, then use it")
     ap.add_argument("--train-steps", type=int, default=120)
     ap.add_argument("--train-patch", type=int, default=192)
     ap.add_argument("--train-batch", type=int, default=2)
     ap.add_argument("--train-lr", type=float, default=4e-4)
     ap.add_argument("--train-slices", type=int, default=3, help="slices per training subject")
-    ap.add_argument("--train-only", action="store_true", help="(re)train the weights and stop")
-    ap.add_argument("--no-quantize", action="store_true", help="skip the int8 candidate")
+    ap.add_argument("--backends", default=None,
+                    help="comma list (default: all installed of torch, onnxruntime, openvino, "
+                         "openvino-int8, onnxruntime-int8)")
+    ap.add_argument("--no-naive", action="store_true", help="skip the autograd-on loop")
+    ap.add_argument("--no-auto", action="store_true", help="skip the automatic choice")
     ap.add_argument("--no-post", action="store_true", help="skip the 7-region comparison")
     args = ap.parse_args(argv)
 
+    from hrpqct.seg.cpu_select import AutoSegformer, candidates
+
     log(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; "
         f"load average {os.getloadavg()[0]:.1f}")
-    if args.retrain or args.train_only or not (args.weights / "model_card.json").is_file():
-        log(f"training bench weights -> {args.weights}")
-        loaded = train_bench_b3(args.weights, args.train_steps, args.train_patch, args.train_batch,
-                                args.train_lr, args.train_slices)
-    else:
+    trained = True
+    if args.train_b3 is not None:
+        if not (args.train_b3 / "model_card.json").is_file():
+            log(f"training bench weights -> {args.train_b3}")
+            train_bench_b3(args.train_b3, args.train_steps, args.train_patch, args.train_batch,
+                           args.train_lr, args.train_slices)
+        args.weights = args.train_b3
+    if args.weights is not None:
         loaded = load_model(args.weights)
-    if args.train_only:
-        return 0
-    card = loaded.card
-    log(f"weights: {args.weights} ({card.name}: {card.training_data}; {card.training})")
+        card = loaded.card
+        log(f"weights: {args.weights} ({card.name}: {card.training_data})")
+    else:
+        trained = False
+        card = ModelCard(name="bench-b3-random", variant="b3", description="random init, seed 0")
+        loaded = LoadedModel(build_model("b3", seed=0), card)
+        log("weights: SegFormer-B3 random init (seed 0): timing only, label agreement of int8 "
+            "on random weights is NOT meaningful")
     model = loaded.model.eval()
     spec = loaded.input_spec
+    n_params = sum(p.numel() for p in model.parameters())
 
     log(f"evaluation scan: phantom seed {EVAL_SEED} (not used in training), {args.slices} slices")
     vol, truth = phantom_stack(EVAL_SEED, start=60, n=args.slices)
     log(f"  {vol.shape[1]} x {vol.shape[2]} px at {vol.spacing[0] * 1000:.1f} um -> crop "
-        f"{spec.crop_shape(vol.spacing[:2])[0]} px -> {spec.input_px} x {spec.input_px} input")
-
+        f"{spec.crop_shape(vol.spacing[:2])[0]} px -> {spec.input_px} x {spec.input_px} input; "
+        f"model {n_params / 1e6:.1f} M parameters")
     warm = Volume(vol.array[:1], spacing=vol.spacing, unit="HU")
-    pred = make_predictor(model, "cpu")
-    pred(torch.zeros(1, 1, spec.input_px, spec.input_px))
-    default_backend = pred.backend
-    log(f"default CPU path: {pred.describe()} (onnxruntime installed: {onnxruntime_available()}; "
-        f"{torch.get_num_threads()} threads)")
-    del pred
-    backends = ["torch"] + (["onnxruntime"] if onnxruntime_available() else [])
-    paths = {
-        "naive": lambda v: naive_pass(model, v, spec),
-        "inference_mode+batch2": lambda v: project_pass(loaded, v, fast_cpu=False),
-    }
+
+    backends = args.backends.split(",") if args.backends else [
+        b for b in ("torch", "onnxruntime", "openvino", "openvino-int8", "onnxruntime-int8")
+        if b in candidates(quantize=True)]
+    batches = [int(b) for b in args.batches.split(",")]
+    paths = {f"careful, batch {b}": (lambda v, b=b: project_pass(loaded, v, fast_cpu=False,
+                                                                 batch_size=b)) for b in batches}
     for b in backends:
-        name = f"fast, {b}" + (" (default)" if b == default_backend else "")
-        paths[name] = lambda v, b=b: project_pass(loaded, v, cpu_backend=b)
-    if not args.no_quantize:
-        for b in backends:
-            paths[f"int8, {b}"] = lambda v, b=b: project_pass(loaded, v, cpu_backend=b, quantize=True)
-    default = next((k for k in paths if k.endswith("(default)")), None)
-    if default is None:
-        log(f"the default backend ({default_backend}) is not among the timed paths")
-        return 1
-    log("warming up each path on one slice (the first ONNX Runtime use exports and checks the "
-        "network once per weights; cached)")
+        base, _, q = b.partition("-")
+        paths[f"fast, {b}"] = (lambda v, base=base, q=q: project_pass(
+            loaded, v, cpu_backend=base, quantize=q == "int8"))
+    log("warming up each path on one slice (first use exports / quantises / compiles once; cached)")
     for name, f in paths.items():
         w0 = time.perf_counter()
         f(warm)
-        if "onnxruntime" in name:
-            log(f"  {name}: first use {time.perf_counter() - w0:.1f} s")
+        log(f"  {name}: first use {time.perf_counter() - w0:.1f} s")
+
     best = {k: (np.inf, np.inf) for k in paths}
     labels = {}
+    timed = dict(paths)
+    if not args.no_naive:
+        timed["autograd on (old baseline)"] = lambda v: naive_pass(model, v, spec)
+        best["autograd on (old baseline)"] = (np.inf, np.inf)
     for rnd in range(args.rounds):
-        for name, f in paths.items():
+        for name, f in timed.items():
+            if name.startswith("autograd") and rnd >= args.naive_rounds:
+                continue
             lab, wall, cpu = f(vol)
             labels[name] = lab
             best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
-            log(f"  round {rnd + 1} {name:24s} {wall / args.slices:6.2f} s/slice "
-                f"(cpu {cpu / args.slices:6.2f} s/slice; load {os.getloadavg()[0]:.1f})")
+            log(f"  round {rnd + 1} {name:28s} {wall / args.slices:7.2f} s/slice "
+                f"(cpu {cpu / args.slices:7.2f} s/slice; load {os.getloadavg()[0]:.1f})")
 
-    ref = labels["naive"]
+    careful = min((k for k in paths if k.startswith("careful")), key=lambda k: best[k][0])
+    ref = labels[careful]
     limb = (ref > 0) | (truth > 0)
     seven = {} if args.no_post else {k: seven_regions(v, vol) for k, v in labels.items()}
     f1 = f1_per_class(ref, truth)
     log("")
-    log(f"bench weights vs phantom truth (naive path): F1 "
+    log(f"weights vs phantom truth (careful loop): F1 "
         + ", ".join(f"{k} {v:.3f}" for k, v in f1.items())
         + f"; mean {np.nanmean(list(f1.values())):.3f}")
+    log(f"baseline: {careful} (the fastest careful batch size)")
     log("")
-    hdr = (f"{'path':24s} {'slices/s':>9s} {'s/slice':>8s} {'cpu s/sl':>9s} {'speed-up':>9s} {'cpu x':>6s} "
+    hdr = (f"{'path':28s} {'s/slice':>8s} {'cpu s/sl':>9s} {'vs careful':>10s} {'cpu x':>6s} "
            f"{'labels same':>12s} {'in limb':>9s} {'7-region':>9s}")
     log(hdr)
     log("-" * len(hdr))
-    t_naive = best["naive"][0]
-    for name in paths:
+    t_ref, c_ref = best[careful]
+
+    def agreement(name: str) -> tuple[float, float]:
+        same = float((labels[name] == ref).mean())
+        return same, (float((seven[name] == seven[careful]).mean()) if seven else same)
+
+    for name in best:
         wall, cpu = best[name]
         same = float((labels[name] == ref).mean())
         same_limb = float((labels[name][limb] == ref[limb]).mean())
-        s7 = "" if not seven else f"{float((seven[name] == seven['naive']).mean()) * 100:8.3f}%"
-        log(f"{name:24s} {args.slices / wall:9.3f} {wall / args.slices:8.2f} {cpu / args.slices:9.2f} "
-            f"{t_naive / wall:8.2f}x {best['naive'][1] / cpu:5.2f}x {same * 100:11.3f}% "
-            f"{same_limb * 100:8.3f}% {s7:>9s}")
-    def agreement(name: str) -> tuple[float, float]:
-        same = float((labels[name] == ref).mean())
-        return same, (float((seven[name] == seven["naive"]).mean()) if seven else same)
-
-    def verdict(title: str, name: str) -> None:
-        wall = best[name][0]
-        same, same7 = agreement(name)
-        ok_speed, ok_same = t_naive / wall >= 3.0, min(same, same7) >= 0.99
-        log(f"{title} ({name}): {args.slices / wall:.3f} slices/s, {t_naive / wall:.2f}x the naive "
-            f"loop in wall time ({best['naive'][1] / best[name][1]:.2f}x in CPU time; target >= 3x: "
-            f"{'met' if ok_speed else 'NOT met'}), {same * 100:.3f}% of labels unchanged"
-            + (f" ({same7 * 100:.3f}% of the 7 final regions)" if seven else "")
-            + f" (target >= 99 %: {'met' if ok_same else 'NOT met'}); "
-            f"{best['inference_mode+batch2'][0] / wall:.2f}x the plain model in inference mode")
-
+        s7 = "" if not seven else f"{agreement(name)[1] * 100:8.3f}%"
+        log(f"{name:28s} {wall / args.slices:8.2f} {cpu / args.slices:9.2f} {t_ref / wall:9.2f}x "
+            f"{c_ref / cpu:5.2f}x {same * 100:11.3f}% {same_limb * 100:8.3f}% {s7:>9s}")
     log("")
-    verdict("default CPU path", default)
-    ok = [k for k in paths if k != "naive" and min(agreement(k)) >= 0.99]
-    fastest = min(ok, key=lambda k: best[k][0]) if ok else default
-    if fastest != default:
-        verdict("fastest path with >= 99 % unchanged", fastest)
+    ok = [k for k in paths if k.startswith("fast") and min(agreement(k)) >= 0.99]
+    exact = [k for k in ok if "int8" not in k]
+    for title, pool in (("fastest exact backend", exact), ("fastest backend with >= 99 % unchanged", ok)):
+        if not pool:
+            continue
+        k = min(pool, key=lambda k: best[k][0])
+        same, same7 = agreement(k)
+        x = t_ref / best[k][0]
+        log(f"{title} ({k}): {best[k][0] / args.slices:.2f} s/slice, {x:.2f}x the careful loop in "
+            f"wall time ({c_ref / best[k][1]:.2f}x CPU time; target >= 3x: "
+            f"{'met' if x >= 3 else 'NOT met'}), {same * 100:.3f}% labels unchanged, "
+            f"{same7 * 100:.3f}% of the 7 final regions"
+            + ("" if trained else " (random weights: agreement not meaningful)"))
+        log(f"  whole scan of 168 slices at that rate: {168 * best[k][0] / args.slices / 60:.1f} min "
+            f"(careful loop {168 * t_ref / args.slices / 60:.1f} min; segmentation only, "
+            f"extrapolated from {args.slices} slices)")
+    if not args.no_naive:
+        n = "autograd on (old baseline)"
+        log(f"second line: the autograd-on loop takes {best[n][0] / args.slices:.2f} s/slice, "
+            f"{best[n][0] / t_ref:.2f}x the careful loop")
+    if not args.no_auto:
+        x = torch.from_numpy(preprocess_slices(
+            np.asarray(vol.array[:1], np.float32), plan_crop(vol.array, vol.spacing, spec)[0],
+            spec).numpy())
+        for q in (False, True):
+            a = AutoSegformer(model, quantize=q)
+            with torch.inference_mode():
+                a(x)
+            figs = (a.report or {}).get("figures", {})
+            log(f"auto ({'int8 allowed' if q else 'exact'}): chooses {a.choice}"
+                + (" (cached choice)" if not figs else ": " + ", ".join(
+                    f"{n} {f['seconds']:.2f} s" + (f" {f['agreement'] * 100:.2f}%" if 'int8' in n else "")
+                    if 'seconds' in f else f"{n} failed" for n, f in figs.items())))
     log(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 

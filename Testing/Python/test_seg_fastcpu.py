@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import builtins
 import copy
+import json
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from hrpqct.errors import ModelError
+from hrpqct.seg import accel_openvino as OV
+from hrpqct.seg import cpu_select as CS
 from hrpqct.seg import fastcpu as FC
 from hrpqct.seg import inference as I
 from hrpqct.seg.model import build_model
@@ -21,6 +25,8 @@ from small_scans import small_leg as scan
 TOL = dict(rtol=1e-4, atol=1e-4)
 ORT = FC.onnxruntime_available()
 needs_ort = pytest.mark.skipif(not ORT, reason="onnxruntime not installed (extra 'fastcpu')")
+OPENVINO = ORT and OV.openvino_available()
+needs_ov = pytest.mark.skipif(not OPENVINO, reason="openvino/onnxruntime not installed (extra 'fastcpu')")
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +48,10 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv(FC.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv(FC.BACKEND_ENV, raising=False)
     FC._SESSIONS.clear()
+    OV._COMPILED.clear()
     yield tmp_path / "cache" / "onnx"
     FC._SESSIONS.clear()
+    OV._COMPILED.clear()
 
 
 def reference(model, x):
@@ -149,25 +157,30 @@ def test_torch_fast_path_does_not_touch_the_model(tiny):
 def test_backend_names_and_environment(monkeypatch):
     monkeypatch.delenv(FC.BACKEND_ENV, raising=False)
     assert FC.resolve_backend() == "auto"
-    assert FC.resolve_backend("ORT") == "onnxruntime"
+    assert FC.resolve_backend("ORT") == "onnxruntime" and FC.resolve_backend("ov") == "openvino"
     monkeypatch.setenv(FC.BACKEND_ENV, "torch")
     assert FC.resolve_backend() == "torch" and FC.resolve_backend("auto") == "auto"
     with pytest.raises(ModelError, match="unknown CPU backend"):
         FC.resolve_backend("tensorrt")
 
 
-def test_auto_is_the_exact_pytorch_path_and_exports_nothing(tiny, cache, monkeypatch):
-    assert FC.DEFAULT_BACKEND == "torch"  # the measured choice (bench/bench_seg_cpu.py)
+def test_auto_runs_small_networks_on_pytorch_and_exports_nothing(tiny, cache, monkeypatch):
     for backend in (None, "auto"):
         net = FC.fast_cpu_model(tiny, backend=backend)
-        assert isinstance(net, FC.FastSegformer) and net.backend == "torch"
+        assert isinstance(net, CS.AutoSegformer) and net.backend == "auto"
+        x = torch.rand(2, 1, 64, 64)
+        with torch.inference_mode():
+            torch.testing.assert_close(net(x), reference(tiny, x), **TOL)
+        assert net.backend == "torch" and net.report["small"]  # too small to measure
     p = I.make_predictor(tiny, "cpu")
+    p(torch.rand(1, 1, 64, 64))
     assert p.backend == "torch" and p.describe() == "cpu (fast CPU path, torch)"
     assert I.make_predictor(tiny, "cpu", fast_cpu=False).backend == "plain"
+    assert isinstance(FC.fast_cpu_model(tiny, backend="torch"), FC.FastSegformer)
     if ORT:  # the environment variable picks ONNX Runtime for callers that pass nothing
         monkeypatch.setenv(FC.BACKEND_ENV, "onnxruntime")
         assert isinstance(FC.fast_cpu_model(tiny), FC.OrtSegformer)
-    assert not cache.exists()  # nothing exported until a slice is run
+    assert not cache.exists()  # nothing exported, no choice written
 
 
 def hide_onnxruntime(monkeypatch):
@@ -184,7 +197,8 @@ def hide_onnxruntime(monkeypatch):
 def test_without_onnxruntime_the_default_runs_and_asking_for_it_raises(tiny, cache, monkeypatch):
     hide_onnxruntime(monkeypatch)
     assert not FC.onnxruntime_available()
-    assert isinstance(FC.fast_cpu_model(tiny), FC.FastSegformer)
+    assert CS.candidates() == ["torch"] and CS.candidates(quantize=True) == ["torch", "torch-int8"]
+    assert isinstance(FC.fast_cpu_model(tiny, backend="torch"), FC.FastSegformer)
     with pytest.raises(ModelError, match="pip install"):
         FC.fast_cpu_model(tiny, backend="onnxruntime")
     monkeypatch.setenv(FC.BACKEND_ENV, "onnxruntime")
@@ -335,3 +349,153 @@ def test_fast_path_shares_the_linear_weights_and_large_scans_run_one_slice_at_a_
     assert I.default_batch_size("cpu") == 2
     assert I.default_batch_size("cpu", I.LARGE_SCAN_BYTES + 1) == 1
     assert I.default_batch_size("cuda", I.LARGE_SCAN_BYTES + 1) == 8
+
+
+# --- OpenVINO -------------------------------------------------------------------------------
+@needs_ov
+def test_openvino_logits_equal_pytorch_and_reuse_the_onnx_export(tiny, cache):
+    net = FC.fast_cpu_model(tiny, backend="openvino")
+    assert isinstance(net, OV.OvSegformer) and net.backend == "openvino"
+    for shape in [(3, 1, 64, 64), (1, 1, 72, 88)]:
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(sum(shape)))
+        got = net(x)
+        assert got.shape == (shape[0], 6, shape[2] // 4, -(-shape[3] // 4))
+        torch.testing.assert_close(got, reference(tiny, x), **TOL)
+    # one ONNX file per size, shared with the ONNX Runtime backend (no second export)
+    assert sorted(p.name for p in cache.glob("*.onnx")) == [
+        f"segformer-{net.key}-64x64.onnx", f"segformer-{net.key}-72x88.onnx"]
+    ort = FC.OrtSegformer(tiny)
+    ort(torch.rand(1, 1, 64, 64))
+    assert ort.exporter is None
+    # a new object in the same process reuses the compiled model
+    again = OV.OvSegformer(tiny)
+    x = torch.rand(2, 1, 64, 64)
+    torch.testing.assert_close(again(x), reference(tiny, x), **TOL)
+    assert again.compiled(64, 64) is net.compiled(64, 64)
+    vol = scan(3)
+    a = I.segment_volume(vol, tiny, device="cpu", input_spec=SPEC, cpu_backend="openvino")
+    b = I.segment_volume(vol, tiny, device="cpu", input_spec=SPEC, fast_cpu=False)
+    assert (a.labels.array == b.labels.array).mean() > 0.999
+
+
+@needs_ov
+@pytest.mark.skipif(not OV.nncf_available(), reason="nncf not installed")
+def test_openvino_int8_is_quantised_close_and_cached(tiny, cache, monkeypatch):
+    calls = []
+
+    def calibration(h, w, n=OV.CALIBRATION_SLICES):  # stands in for the (slow) phantom slices
+        calls.append((h, w))
+        g = torch.Generator().manual_seed(11)
+        return [torch.rand(1, 1, h, w, generator=g).numpy() for _ in range(n)]
+
+    monkeypatch.setattr(OV, "phantom_calibration_inputs", calibration)
+    net = FC.fast_cpu_model(tiny, backend="openvino", quantize=True)
+    x = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(5))
+    got, ref = net(x), reference(tiny, x)
+    assert net.paths[(64, 64)].name.endswith("-ov-int8.xml") and calls == [(64, 64)]
+    assert net.paths[(64, 64)].with_suffix(".bin").is_file()
+    assert not torch.allclose(got, ref, rtol=0, atol=1e-6)  # really quantised
+    assert (got - ref).abs().max() < 0.1 * ref.abs().max()
+    OV._COMPILED.clear()
+    again = OV.OvSegformer(tiny, quantize=True)
+    torch.testing.assert_close(again(x), got, rtol=1e-5, atol=1e-5)  # the cached IR
+    assert calls == [(64, 64)]  # not calibrated twice
+
+
+def test_phantom_calibration_inputs_are_preprocessed_slices():
+    xs = OV.phantom_calibration_inputs(96, 96, n=1)
+    assert len(xs) == 1 and xs[0].shape == (1, 1, 96, 96) and xs[0].dtype == np.float32
+    assert 0.0 <= xs[0].min() and xs[0].max() <= 1.0 and xs[0].std() > 0.01  # a limb, not blank
+    with pytest.raises(ModelError, match="square"):
+        OV.phantom_calibration_inputs(96, 64, n=1)
+
+
+# --- automatic choice -----------------------------------------------------------------------
+def fake_backends(monkeypatch, seconds, shift=None):
+    """Backends that answer the PyTorch logits and take ``seconds[name]`` on a fake clock (the
+    choice must not depend on the machine's load); ``shift[name]`` changes that many labels."""
+    import time
+
+    clock = [0.0]
+    monkeypatch.setattr(CS, "time", SimpleNamespace(perf_counter=lambda: clock[0],
+                                                    strftime=time.strftime))
+
+    class Fake:
+        def __init__(self, name, model):
+            self.name, self.net = name, FC.optimise_for_cpu(model)
+
+        def __call__(self, x):
+            with torch.inference_mode():
+                out = self.net(x).clone()
+            clock[0] += seconds[self.name]
+            if shift and self.name in shift:
+                flat = out[:, 0].reshape(-1)
+                flat[: shift[self.name]] += 1e3  # these pixels become background
+            return out
+
+    built = []
+
+    def build(name, model, threads=None, cache=None):
+        built.append(name)
+        return Fake(name, model)
+
+    monkeypatch.setattr(CS, "build", build)
+    monkeypatch.setattr(CS, "candidates", lambda quantize=False: [
+        n for n in seconds if quantize or "int8" not in n])
+    monkeypatch.setattr(CS, "MIN_WORK", 0)
+    return built
+
+
+def test_auto_measures_once_picks_the_fastest_and_caches_the_choice(tiny, cache, monkeypatch):
+    built = fake_backends(monkeypatch, {"torch": 0.03, "onnxruntime": 0.001, "openvino": 0.015})
+    x = torch.rand(1, 1, 64, 64)
+    net = FC.fast_cpu_model(tiny)
+    torch.testing.assert_close(net(x), reference(tiny, x), **TOL)
+    assert net.choice == "onnxruntime" and built == ["torch", "onnxruntime", "openvino"]
+    saved = json.loads(CS.selection_file().read_text(encoding="utf-8"))
+    (key, entry), = saved["choices"].items()
+    assert CS.machine_id() in key and "64x64" in key and entry["backend"] == "onnxruntime"
+    assert entry["figures"]["torch"]["seconds"] > entry["figures"]["onnxruntime"]["seconds"]
+    # a new process: the cached choice, no measurement
+    built.clear()
+    again = FC.fast_cpu_model(tiny)
+    again(x)
+    assert again.choice == "onnxruntime" and built == ["onnxruntime"]
+    # another machine (or software versions): measured again
+    monkeypatch.setattr(CS, "machine_id", lambda: "another-machine")
+    built.clear()
+    FC.fast_cpu_model(tiny)(x)
+    assert built == ["torch", "onnxruntime", "openvino"]
+    assert len(json.loads(CS.selection_file().read_text(encoding="utf-8"))["choices"]) == 2
+
+
+def test_auto_int8_only_when_allowed_and_labels_agree(tiny, cache, monkeypatch):
+    seconds = {"torch": 0.03, "openvino": 0.02, "openvino-int8": 0.001, "onnxruntime-int8": 0.005}
+    fake_backends(monkeypatch, seconds, shift={"openvino-int8": 100, "onnxruntime-int8": 2})
+    x = torch.rand(1, 1, 64, 64)  # 256 output labels: 100 changed = 61 %, 2 changed = 99.2 %
+    exact = FC.fast_cpu_model(tiny)
+    exact(x)
+    assert exact.choice == "openvino"  # int8 not considered without quantize=True
+    monkeypatch.setattr(CS, "MIN_AGREEMENT", 0.99)
+    q = FC.fast_cpu_model(tiny, quantize=True)
+    q(x)
+    figs = q.report["figures"]
+    assert figs["openvino-int8"]["agreement"] < 0.7 and 0.99 < figs["onnxruntime-int8"]["agreement"] < 1
+    assert q.choice == "onnxruntime-int8"  # fastest that keeps the labels, not the fastest
+
+
+def test_auto_skips_a_backend_that_fails_and_a_broken_cache_file(tiny, cache, monkeypatch):
+    fake_backends(monkeypatch, {"torch": 0.02, "openvino": 0.001})
+    real = CS.build
+
+    def build(name, model, threads=None, cache=None):
+        if name == "openvino":
+            raise ModelError("no CPU plugin here")
+        return real(name, model)
+
+    monkeypatch.setattr(CS, "build", build)
+    cache.mkdir(parents=True)
+    CS.selection_file().write_text("{not json", encoding="utf-8")
+    net = FC.fast_cpu_model(tiny)
+    net(torch.rand(1, 1, 64, 64))
+    assert net.choice == "torch" and "no CPU plugin" in net.report["figures"]["openvino"]["error"]

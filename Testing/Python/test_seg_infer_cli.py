@@ -98,7 +98,7 @@ def test_segment_cpu_backend_and_int8_options(tmp_path, scan_file, monkeypatch, 
     assert read_labelmap(tmp_path / "a" / "leg_labels.nrrd").array.max() <= 7
     assert run("segment", str(path), "--out", str(tmp_path / "b"), "--model", str(model_dir),
                "--cpu-backend", "tensorrt", "-q") == 2
-    assert "--cpu-backend must be torch or onnxruntime" in capsys.readouterr().err
+    assert "--cpu-backend must be one of auto, onnxruntime, openvino, torch" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
 
 

@@ -42,8 +42,9 @@ def segment_cmd(
                                   help="On the CPU, use the fast path (same labels, ~4.6x faster "
                                        "than a naive loop for the paper's B3)."),
     cpu_backend: Optional[str] = typer.Option(
-        None, "--cpu-backend", help="Fast CPU path engine: torch (default) or onnxruntime (needs the "
-                                    "'fastcpu' extra; exported once per model and cached)."),
+        None, "--cpu-backend", help="Fast CPU path engine: auto (default: the fastest measured on "
+                                    "first use, cached per model and machine), torch, onnxruntime "
+                                    "or openvino (these two need the 'fastcpu' extra)."),
     int8: bool = typer.Option(False, "--int8", help="Fast CPU path with int8 weights: ~1.2x faster "
                                                     "again, ~0.01 % of labels change."),
     upsample: Optional[str] = typer.Option(None, help="bilinear (logits, default) or nearest (the "
@@ -72,8 +73,10 @@ def segment_cmd(
     """
     if upsample not in (None, *UPSAMPLE_MODES):
         raise InputError(f"--upsample must be {' or '.join(UPSAMPLE_MODES)}, got {upsample!r}")
-    if cpu_backend not in (None, "torch", "onnxruntime"):
-        raise InputError(f"--cpu-backend must be torch or onnxruntime, got {cpu_backend!r}")
+    from .fastcpu import CPU_BACKENDS
+
+    if cpu_backend not in (None, *CPU_BACKENDS):
+        raise InputError(f"--cpu-backend must be one of {', '.join(CPU_BACKENDS)}, got {cpu_backend!r}")
     if soft_tissue_thresholds not in SOFT_TISSUE_THRESHOLDS:
         raise InputError(f"--soft-tissue-thresholds must be {' or '.join(SOFT_TISSUE_THRESHOLDS)}"
                          f", got {soft_tissue_thresholds!r}")

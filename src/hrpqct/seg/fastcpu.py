@@ -35,13 +35,15 @@ to 1e-4); int8 quantisation is the one approximation and is off unless asked for
   It changes the logits (on the bench B3: 99.99 % of labels unchanged) for ~1.15x more speed
   with ONNX Runtime on this AVX2 CPU (no VNNI int8 instructions).
 
-Backend choice (``backend=``, or ``$HRPQCT_CPU_BACKEND``): ``"auto"`` (the default) is
-:data:`DEFAULT_BACKEND`, PyTorch: measured by ``bench/bench_seg_cpu.py`` (B3, 800 x 800, 2 cores,
-AVX2), the PyTorch fast path is exact and ran 2.32-2.34 s a slice against 2.31-2.59 s for the same
-network in ONNX Runtime fp32 (two runs): not clearly faster, so not worth an export and a cache by
-default. ``"onnxruntime"`` asks for it (raises :class:`~hrpqct.errors.ModelError` if it is not
-installed; falls back to PyTorch with a warning if the export or its check fails); ``"torch"``
-never exports. Figures and the bench command: ``docs/segmentation.md`` ("Fast CPU path").
+Backend choice (``backend=``, or ``$HRPQCT_CPU_BACKEND``): ``"auto"`` (the default) measures the
+installed backends (``torch``, ``onnxruntime``, ``openvino``; with ``quantize=True`` also their
+int8 forms, gated on label agreement) on the first slice of a model's first run and keeps the
+fastest, cached per weights, input size and machine (:mod:`hrpqct.seg.cpu_select`; small networks
+skip the measurement and run on PyTorch). ``"onnxruntime"`` asks for ONNX Runtime (raises
+:class:`~hrpqct.errors.ModelError` if it is not installed; falls back to PyTorch with a warning if
+the export or its check fails), ``"openvino"`` for OpenVINO (:mod:`hrpqct.seg.accel_openvino`),
+``"torch"`` never exports. :data:`DEFAULT_BACKEND` is what small networks run. Figures and the
+bench command: ``docs/segmentation.md`` ("Fast CPU path").
 
 Use :func:`fast_cpu_model` on a model in eval mode (what :class:`hrpqct.seg.inference.Predictor`
 does); the result is a callable taking ``pixel_values [b, 1, S, S]`` (float32, CPU) and
@@ -87,9 +89,9 @@ __all__ = [
     "DEFAULT_BACKEND",
 ]
 
-CPU_BACKENDS = ("auto", "onnxruntime", "torch")
+CPU_BACKENDS = ("auto", "onnxruntime", "openvino", "torch")
 BACKEND_ENV = "HRPQCT_CPU_BACKEND"
-#: What ``backend="auto"`` runs: the fastest exact backend measured by bench/bench_seg_cpu.py.
+#: What ``backend="auto"`` runs for networks too small to measure (hrpqct.seg.cpu_select.MIN_WORK).
 DEFAULT_BACKEND = "torch"
 PARITY_ATOL = 1e-4  # export check: max |ORT - torch| <= PARITY_ATOL * (1 + max |logit|)
 
@@ -254,6 +256,8 @@ def resolve_backend(backend: str | None = None) -> str:
     name = (backend or os.environ.get(BACKEND_ENV) or "auto").strip().lower()
     if name in ("ort", "onnx"):
         name = "onnxruntime"
+    if name in ("ov",):
+        name = "openvino"
     if name not in CPU_BACKENDS:
         raise ModelError(f"unknown CPU backend {name!r}; choose one of {', '.join(CPU_BACKENDS)}")
     return name
@@ -263,7 +267,8 @@ def fast_cpu_model(model: nn.Module, *, backend: str | None = None, quantize: bo
                    threads: int | None = None, cache: str | os.PathLike | None = None):
     """The project's fastest robust CPU form of a ``SegformerForSemanticSegmentation``.
 
-    ``backend``: ``"auto"`` (:data:`DEFAULT_BACKEND`, PyTorch), ``"onnxruntime"`` (raise
+    ``backend``: ``"auto"`` (an :class:`~hrpqct.seg.cpu_select.AutoSegformer`: the fastest
+    backend, measured once and cached), ``"openvino"``, ``"onnxruntime"`` (raise
     :class:`ModelError` if it is not installed) or ``"torch"``; ``None`` reads
     ``$HRPQCT_CPU_BACKEND``. ``threads``: intra-op threads for ONNX Runtime
     (default ``torch.get_num_threads()``). ``cache``: folder for exported files (default
@@ -273,8 +278,14 @@ def fast_cpu_model(model: nn.Module, *, backend: str | None = None, quantize: bo
     """
     name = resolve_backend(backend)
     model = model.eval()
-    if name == "auto":
-        name = DEFAULT_BACKEND
+    if name == "auto":  # measured once per model, input size and machine (hrpqct.seg.cpu_select)
+        from .cpu_select import AutoSegformer
+
+        return AutoSegformer(model, quantize=quantize, threads=threads, cache=cache)
+    if name == "openvino":
+        from .accel_openvino import OvSegformer
+
+        return OvSegformer(model, quantize=quantize, threads=threads, cache=cache)
     if name == "onnxruntime" and not onnxruntime_available():
         raise ModelError("the onnxruntime CPU backend needs onnxruntime and onnx: "
                          "pip install 'hrpqct[fastcpu]' (or use the default PyTorch backend)")
@@ -398,6 +409,7 @@ class OrtSegformer:
         diff = float(np.abs(got - ref).max())
         if not diff <= PARITY_ATOL * (1.0 + float(np.abs(ref).max())):
             raise RuntimeError(f"exported network differs from PyTorch by {diff:.3g} (logits)")
+        self.checked = (tuple(shape), ref)  # the PyTorch answer, for the OpenVINO check
         return diff
 
     def _fp32_file(self, h: int, w: int) -> Path:

@@ -80,7 +80,7 @@ class Predictor:
 
     GPU: a float16 copy of the model on the device (the caller's model stays on the CPU in
     float32, for a fallback). CPU: :func:`hrpqct.seg.fastcpu.fast_cpu_model` if ``fast_cpu``
-    (PyTorch or ONNX Runtime, per ``cpu_backend``: ``"auto"`` (PyTorch), ``"onnxruntime"``,
+    (per ``cpu_backend``: ``"auto"`` (fastest measured, cached), ``"onnxruntime"``, ``"openvino"``,
     ``"torch"``, or ``None`` for ``$HRPQCT_CPU_BACKEND``/auto), else the model as is. Logits stay on the
     device (labels are computed there too).
     """
