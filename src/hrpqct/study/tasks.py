@@ -71,6 +71,10 @@ def _segment(job: dict) -> dict:
         torch.set_num_threads(int(job["threads"]))
     out, sid = Path(job["out_dir"]), job["scan_id"]
     record = Path(job["record"])
+    if not Path(job["scan"]).exists():
+        from ..errors import InputError
+
+        raise InputError(f"{job['scan']}: scan not found")
     scan_fp = fingerprint(job["scan"])  # before the work: a scan replaced meanwhile is stale
     _write_json(record, {"status": "running", "scan": scan_fp})
     res = segment_scan(Path(job["scan"]), out, model=job["model_dir"], device=job["device"],
