@@ -63,7 +63,10 @@ def _wrap(stage: str, job: dict, work) -> dict:
 # --- segmentation -----------------------------------------------------------------------------
 def _segment(job: dict) -> dict:
     from ..io.provenance import fingerprint
-    from ..seg.commands_segment import segment_scan
+    try:  # the single-scan pipeline of `hrpqct segment` (moving to hrpqct.seg.pipeline)
+        from ..seg.pipeline import segment_scan
+    except ImportError:
+        from ..seg.commands_segment import segment_scan
 
     if job.get("threads"):
         import torch
