@@ -131,7 +131,7 @@ def test_killed_in_each_stage_resumes_to_the_same_tables(cohort, clean, tmp_path
     # fails again in every run: failed scans are retried)
     assert (ok["stage"] == "segment").sum() == 3 and (ok["stage"] == "radiomics").sum() == 4
     assert (ok["stage"] == "morphometry").sum() == 4
-    assert ((log["stage"] == "segment") & (log["status"] == "error")).sum() == 4
+    assert ((log["stage"] == "segment") & (log["status"] == "error")).sum() == 3  # runs 2-4
     assert not (out / "classification" / "inputs.json").exists()  # killed before its record
     r = study(*args)
     assert r.returncode == 1, r.stderr
