@@ -157,14 +157,30 @@ def _states(plan, stage) -> dict:
     return dict(zip(p["scan_id"], p["state"]))
 
 
+def test_dask_segmentation_only_on_the_gpu_worker(cohort, clean, tmp_path):
+    out = tmp_path / "s"
+    r = study(str(cohort / "study.csv"), "--out", str(out), *COMMON, "--scheduler", "local",
+              "--gpu-workers", "1")
+    assert r.returncode == 1, r.stderr
+    workers = json.loads((out / "logs" / "workers.json").read_text(encoding="utf-8"))
+    gpu = set(workers["gpu"])
+    assert len(gpu) == 1 and len(workers["workers"]) == 2
+    log = pd.read_csv(out / "logs" / "tasks.csv")
+    seg = log[log["stage"] == "segment"]
+    other = log[log["stage"] != "segment"]
+    assert len(seg) == 4 and set(seg["worker"]) == gpu
+    assert len(other) == 8 and not (set(other["worker"]) & gpu)
+    assert_same_study(clean, out)
+
+
 def test_invalidation_is_exact(cohort, clean, tmp_path):
+    """Last: it changes the clean study (a corrected segmentation)."""
     import shutil
 
     from hrpqct.io import read_labelmap, write_segmentation
     from hrpqct.regions import REGIONS
 
-    out = tmp_path / "s"
-    shutil.copytree(clean, out)
+    out = clean
     # another preset: the radiomics and the classification, not the segmentation or morphometry
     plan = _dry(cohort, out, "--preset", str(cohort / "small.yaml"))
     assert set(_states(plan, "segment").values()) == {"done", "given", "missing"}
@@ -210,19 +226,3 @@ def test_invalidation_is_exact(cohort, clean, tmp_path):
     assert seg.read_bytes() == before  # the correction is untouched
     assert "radiomics: 1 done now, 3 kept" in r.stdout
     assert "morphometry: 1 done now, 3 kept" in r.stdout
-
-
-def test_dask_segmentation_only_on_the_gpu_worker(cohort, clean, tmp_path):
-    out = tmp_path / "s"
-    r = study(str(cohort / "study.csv"), "--out", str(out), *COMMON, "--scheduler", "local",
-              "--gpu-workers", "1")
-    assert r.returncode == 1, r.stderr
-    workers = json.loads((out / "logs" / "workers.json").read_text(encoding="utf-8"))
-    gpu = set(workers["gpu"])
-    assert len(gpu) == 1 and len(workers["workers"]) == 2
-    log = pd.read_csv(out / "logs" / "tasks.csv")
-    seg = log[log["stage"] == "segment"]
-    other = log[log["stage"] != "segment"]
-    assert len(seg) == 4 and set(seg["worker"]) == gpu
-    assert len(other) == 8 and not (set(other["worker"]) & gpu)
-    assert_same_study(clean, out)

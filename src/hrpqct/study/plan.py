@@ -120,6 +120,19 @@ def morphometry_digest() -> str:
 
 
 # --- segmentation -----------------------------------------------------------------------------
+def _unchanged(recorded: dict | None, path: Path) -> bool:
+    """``path`` holds what was written (same size and modification time, or same SHA-256),
+    wherever the study folder is now."""
+    from ..io.provenance import sha256
+
+    if not recorded:
+        return False
+    st = path.stat()
+    if st.st_size != recorded.get("size"):
+        return False
+    return st.st_mtime_ns == recorded.get("mtime_ns") or sha256(path) == recorded.get("sha256")
+
+
 def plan_segment(layout: Layout, row, model: dict) -> Decision:
     """``model``: ``{"name", "digest"}`` of the segmentation model of this run."""
     from ..io.provenance import compare
@@ -141,7 +154,7 @@ def plan_segment(layout: Layout, row, model: dict) -> Decision:
                               "annotator's")
     if rec.get("status") != "done":
         return d("stale", "an earlier run stopped while segmenting it")
-    if compare(rec.get("output"), seg) is not None:
+    if not _unchanged(rec.get("output"), seg):
         return d("corrected", f"{seg.name} was edited since it was made: kept as an annotator's "
                               "correction")
     why = compare(rec.get("scan"), row["scan"])
