@@ -18,7 +18,7 @@ paper's B3 working set on part of the scan (it does not grow with the number of 
     nice .venv/bin/python bench/bench_seg_memory.py --variant b3 --slices 16
 
 ``--command`` measures instead what a user runs: the whole ``hrpqct segment`` job
-(:func:`hrpqct.seg.commands_segment.segment_scan`) in a fresh process on the scan written as an
+(:func:`hrpqct.seg.pipeline.segment_scan`) in a fresh process on the scan written as an
 NRRD file: read the scan (into RAM), segment, topology rules, soft-tissue split, region summary,
 write the ``.seg.nrrd``, the label map and the pictures. Its peak RSS is the process's whole
 lifetime peak. With ``--variant b3`` the model is a SegFormer-B3 at the paper's 800 x 800 input
@@ -138,7 +138,7 @@ def write_nrrd_header(raw: Path, shape=SHAPE) -> Path:
 
 def command_child(args) -> dict:
     """Run the whole ``hrpqct segment`` job in this (fresh) process; report its lifetime peak."""
-    from hrpqct.seg.commands_segment import segment_scan
+    from hrpqct.seg.pipeline import segment_scan
 
     t0 = time.perf_counter()
     res = segment_scan(args.scan, args.out, model=str(args.model), device="cpu", quiet=True,

@@ -61,7 +61,7 @@ def main() -> None:
                                 progress=cb)
     print(f"phantoms: {time.perf_counter() - t0:.0f} s")
 
-    from hrpqct.seg.commands_segment import segment_scan
+    from hrpqct.seg.pipeline import segment_scan
 
     seg_dir = work / "segmentation"
     rows = []

@@ -107,7 +107,7 @@ def test_segment_frees_the_scan_before_writing_the_label_volumes(tmp_path, scan_
     import weakref
 
     import hrpqct.io as hio
-    from hrpqct.seg.commands_segment import segment_scan
+    from hrpqct.seg.pipeline import segment_scan
 
     path, _ = scan_file
     model_dir = save_model(build_model("tiny", seed=0), tmp_path / "model",

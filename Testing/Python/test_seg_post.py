@@ -14,7 +14,8 @@ from skimage.morphology import convex_hull_image
 from hrpqct.errors import Cancelled, InputError
 from hrpqct.method import POSTPROCESSING
 from hrpqct.regions import model_class
-from hrpqct.seg.postprocess import (_fill_holes, closing_mm, hull_area_px, postprocess,
+from hrpqct.seg.morphology import fill_holes as _fill_holes
+from hrpqct.seg.postprocess import (closing_mm, hull_area_px, postprocess,
                                     postprocess_slice, reassign_fragments)
 
 TC, TT, FC, FT, ST = (model_class(c).label for c in ("TC", "TT", "FC", "FT", "ST"))

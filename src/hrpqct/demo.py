@@ -70,7 +70,7 @@ def run_demo(out: Path, console: Console | None = None, radiomics: bool = True,
     catalogue id (default: the bundled demo model)."""
     from .phantom.files import write_phantom
     from .radiomics.tables import write_scan_features
-    from .seg.commands_segment import segment_scan
+    from .seg.pipeline import segment_scan
     from .seg.evaluate import table_markdown
     from .viz import save_comparison
 
@@ -95,8 +95,8 @@ def run_demo(out: Path, console: Console | None = None, radiomics: bool = True,
             out / "segmentation" / f"demo_{name}.png", ph.image.array[s], labels7.array[s],
             ph.labels7.array[s], pixel_mm=ph.grid.pixel_mm,
             title=f"slice {s}: predicted seven regions vs ground truth")
-    files["confidence_plot"] = out / "segmentation" / "demo_confidence.png"  # written by segment_scan
-    files["segmentation"] = out / "segmentation" / "demo.seg.nrrd"
+    files["confidence_plot"] = seg["outputs"].confidence_plot  # written by segment_scan
+    files["segmentation"] = seg["outputs"].segmentation
 
     table = _accuracy(labels7.array, ph.labels7.array)
     from .io.atomic import atomic_path
@@ -133,8 +133,6 @@ def run_demo(out: Path, console: Console | None = None, radiomics: bool = True,
 
 def _classify(features: Path, out: Path, console: Console) -> dict[str, Path]:
     """Step 5: the bundled demo classifier on the demo scan's features, and the demo study report."""
-    import json
-
     from .classify.data import read_table
     from .classify.model import bundled_classifier, load_model, predict
 
@@ -147,7 +145,9 @@ def _classify(features: Path, out: Path, console: Console) -> dict[str, Path]:
     model = load_model(entry["path"])
     pred = predict(model, read_table(features, "slice-level"), preset="paper")[0]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "prediction.json").write_text(json.dumps(pred.as_dict(), indent=1), encoding="utf-8")
+    from .io.atomic import atomic_write_json
+
+    atomic_write_json(out / "prediction.json", pred.as_dict(), indent=1, newline=False)
     files["prediction"] = out / "prediction.json"
     study_dir = entry.get("study_path")
     if study_dir is not None and study_dir.is_dir():

@@ -37,6 +37,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .errors import GeometryError, InputError
+from .io.atomic import swap_folder
 from .regions import BACKGROUND, MODEL_CLASSES, REGIONS
 from .volume import Volume
 
@@ -158,22 +159,6 @@ def _write_manifest(folder: Path, df) -> Path:
     return path
 
 
-def _swap_in(tmp: Path, target: Path) -> None:
-    """Replace folder ``target`` by the complete folder ``tmp`` (old one removed afterwards)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}")
-        os.replace(target, old)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def export_case(
     image: Volume,
     labels: Volume,
@@ -238,7 +223,7 @@ def export_case(
             lab7.calibration = None
             write_labelmap(lab7, tmp / LABELS7_FILE, compress=compress, table=REGIONS)
         with _manifest_lock(folder):
-            _swap_in(tmp, target)
+            swap_folder(tmp, target)
             row = {
                 "case_id": case_id,
                 "subject_id": subject_id,

@@ -8,15 +8,19 @@ modules pass a function that updates a ``QProgressBar`` and checks a Cancel butt
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from .errors import Cancelled
 
 ProgressCallback = Callable[[int, int], Optional[bool]]
 
-__all__ = ["ProgressCallback", "CancelToken", "report", "cli_progress"]
+__all__ = ["ProgressCallback", "CancelToken", "report", "cli_progress", "json_progress",
+           "stage_progress"]
 
 
 class CancelToken:
@@ -70,3 +74,31 @@ def cli_progress(description: str, total: int | None = None, enabled: bool = Tru
             bar.update(task, completed=done, total=total_)
 
         yield cb
+
+
+@contextmanager
+def json_progress(path: str | os.PathLike, stage: str, label: str,
+                  total: Optional[int] = None) -> Iterator[ProgressCallback]:
+    """A progress callback that appends ``{"stage", "label", "done", "total"}`` as one JSON line
+    to ``path`` per call (flushed, so a reader polling the file sees it at once); read by
+    :func:`hrpqct_slicer.jobs.read_progress`."""
+    path = Path(path)
+
+    def cb(done: int, total_: Optional[int]) -> None:
+        line = json.dumps({"stage": stage, "label": label, "done": int(done),
+                           "total": None if total_ is None else int(total_)})
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    cb(0, total)
+    yield cb
+
+
+def stage_progress(stage: str, label: str, total: Optional[int] = None, *,
+                   json_file: str | os.PathLike | None = None,
+                   bars: bool = True):
+    """One step's progress: JSON lines to ``json_file`` (:func:`json_progress`) when given,
+    else a terminal bar (:func:`cli_progress`; a no-op callback when ``bars`` is false)."""
+    if json_file is not None:
+        return json_progress(json_file, stage, label, total)
+    return cli_progress(label, total, enabled=bars)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -258,18 +257,11 @@ def write_terminology_files(directory: str | os.PathLike[str] | None = None) -> 
     out = Path(directory) if directory is not None else resources_dir()
     if not out.is_dir():
         raise InputError(f"{out}: not a folder")
+    from .io.atomic import atomic_write_text
+
     written = []
     for name, text in generated_files().items():
-        target = out / name
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        written.append(target)
+        written.append(atomic_write_text(out / name, text))
     return written
 
 

@@ -31,6 +31,10 @@ class Calibration:
 
     ``HU = raw * 1000 / (mu_water * mu_scaling) - 1000`` and
     ``mgHA/ccm = raw / mu_scaling * density_slope + density_intercept``.
+
+    These formulas live here only: :meth:`affine` gives ``(scale, offset)`` of every conversion
+    (``value_to = value_from * scale + offset``), used by the readers, unit conversion, region
+    summaries and morphometry.
     """
 
     mu_water: float  # linear attenuation of water, 1/cm
@@ -39,20 +43,42 @@ class Calibration:
     density_intercept: float  # mgHA/ccm
     density_unit: str = "mg HA/ccm"
 
+    @staticmethod
+    def raw_to_hu_affine(mu_water: float, mu_scaling: float) -> tuple[float, float]:
+        """``(scale, offset)`` of raw stored integers -> HU; needs only the two header values."""
+        return 1000.0 / (mu_water * mu_scaling), -1000.0
+
+    def affine(self, from_unit: str, to_unit: str) -> tuple[float, float]:
+        """``(scale, offset)`` with ``to = from * scale + offset``; units ``"raw"`` (stored
+        integers), ``"HU"`` and ``"mgHA/ccm"`` (``mu = (HU + 1000) * mu_water / 1000`` and
+        ``density = mu * density_slope + density_intercept``)."""
+        if (from_unit, to_unit) == ("raw", "HU"):
+            return self.raw_to_hu_affine(self.mu_water, self.mu_scaling)
+        if (from_unit, to_unit) == ("raw", "mgHA/ccm"):
+            return self.density_slope / self.mu_scaling, self.density_intercept
+        if (from_unit, to_unit) == ("HU", "mgHA/ccm"):
+            k = self.mu_water / 1000.0 * self.density_slope
+            return k, 1000.0 * k + self.density_intercept
+        if (from_unit, to_unit) == ("mgHA/ccm", "HU"):
+            k = 1000.0 / (self.mu_water * self.density_slope)
+            return k, -self.density_intercept * k - 1000.0
+        raise ValueError(f"no calibration from {from_unit!r} to {to_unit!r}")
+
+    def _apply(self, values: np.ndarray, from_unit: str, to_unit: str) -> np.ndarray:
+        scale, offset = self.affine(from_unit, to_unit)
+        return (np.asarray(values, dtype=np.float64) * scale + offset).astype(np.float32)
+
     def hu_to_density(self, hu: np.ndarray) -> np.ndarray:
         """HU -> mgHA/ccm (float32)."""
-        mu = (np.asarray(hu, dtype=np.float64) + 1000.0) * self.mu_water / 1000.0
-        return (mu * self.density_slope + self.density_intercept).astype(np.float32)
+        return self._apply(hu, "HU", "mgHA/ccm")
 
     def density_to_hu(self, density: np.ndarray) -> np.ndarray:
         """mgHA/ccm -> HU (float32)."""
-        mu = (np.asarray(density, dtype=np.float64) - self.density_intercept) / self.density_slope
-        return (mu / self.mu_water * 1000.0 - 1000.0).astype(np.float32)
+        return self._apply(density, "mgHA/ccm", "HU")
 
     def raw_to_hu(self, raw: np.ndarray) -> np.ndarray:
         """Raw stored integers -> HU (float32)."""
-        raw = np.asarray(raw, dtype=np.float64)
-        return (raw * 1000.0 / (self.mu_water * self.mu_scaling) - 1000.0).astype(np.float32)
+        return self._apply(raw, "raw", "HU")
 
 
 @dataclass

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from .worker import RADIOMICS_STAGES
+
 __all__ = [
     "Progress",
     "JobStatus",
@@ -47,11 +49,17 @@ __all__ = [
     "RADIOMICS_STAGES",
 ]
 
-#: Steps of ``hrpqct segment`` and their share of the run time (for one progress bar).
-SEGMENT_STAGES: tuple[tuple[str, float], ...] = (
-    ("read", 0.05), ("segment", 0.70), ("topology", 0.10), ("split", 0.10), ("write", 0.05))
-#: Steps of the radiomics worker.
-RADIOMICS_STAGES: tuple[tuple[str, float], ...] = (("read", 0.05), ("radiomics", 0.95))
+# Steps and their share of the run time (for one progress bar) are declared where the steps are
+# reported: SEGMENT_STAGES in hrpqct.seg.pipeline (read lazily: this module imports only the
+# standard library), RADIOMICS_STAGES in hrpqct_slicer.worker.
+
+
+def __getattr__(name: str):
+    if name == "SEGMENT_STAGES":
+        from hrpqct.seg.pipeline import SEGMENT_STAGES
+
+        return SEGMENT_STAGES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 STATES = ("created", "running", "succeeded", "failed", "cancelled")
 
@@ -200,16 +208,19 @@ class BackgroundJob:
 
     ``argv_for(staging, progress_file)`` returns the command line. ``out_dir`` receives the
     files when the process succeeds. ``stages``: ``(stage, weight)`` pairs giving the overall
-    fraction. Inputs for the worker may be written to :attr:`work_dir` (removed by
+    fraction (default: ``hrpqct segment``'s, :data:`hrpqct.seg.pipeline.SEGMENT_STAGES`). Inputs
+    for the worker may be written to :attr:`work_dir` (removed by
     :meth:`cleanup`, which :meth:`poll` calls once the job has finished, unless ``keep_work``).
     """
 
     def __init__(self, argv_for: ArgvFactory, out_dir: str | os.PathLike, *,
-                 stages: Sequence[tuple[str, float]] = SEGMENT_STAGES,
+                 stages: Optional[Sequence[tuple[str, float]]] = None,
                  env: Optional[dict[str, str]] = None, name: str = "hrpqct",
                  keep_work: bool = False, terminate_timeout_s: float = 10.0) -> None:
         self.out_dir = Path(out_dir)
         self.name = name
+        if stages is None:
+            from hrpqct.seg.pipeline import SEGMENT_STAGES as stages
         self.stages = tuple(stages)
         self.keep_work = keep_work
         self.terminate_timeout_s = terminate_timeout_s
@@ -363,9 +374,12 @@ class BackgroundJob:
             if src.name.startswith("."):
                 continue  # a writer's temporary file
             dst = self.out_dir / src.name
-            if dst.is_dir() and src.is_dir():
-                shutil.rmtree(dst)
-            os.replace(src, dst)
+            if src.is_dir():
+                from hrpqct.io.atomic import swap_folder  # the old folder stays if this fails
+
+                swap_folder(src, dst)
+            else:
+                os.replace(src, dst)
             outputs.append(dst)
         self.status.outputs = outputs
 

@@ -26,14 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import numpy as np
-
 from hrpqct.errors import Cancelled, HRpQCTError, InputError
 from hrpqct.progress import ProgressCallback
-from hrpqct.regions import MODEL_CLASSES, REGIONS, Region
+from hrpqct.regions import Region
+from hrpqct.seg.pipeline import SEGMENT_STAGES
 from hrpqct.volume import Volume
 
-from .jobs import SEGMENT_STAGES, BackgroundJob, JobStatus, JobTask, segment_argv
+from .jobs import BackgroundJob, JobStatus, JobTask, segment_argv
 
 __all__ = [
     "MODEL_ATTRIBUTE",
@@ -113,17 +112,11 @@ def segmentation_kind(seg_node: Any) -> tuple[tuple[Region, ...], str]:
     """``(REGIONS, "regions")`` if the segments are the seven regions, ``(MODEL_CLASSES,
     "model")`` if they are the model's five classes; else :class:`InputError` (the seven-region
     message, which lists what does not match)."""
+    from hrpqct.seg.pipeline import label_table
+
     from .segmentations import match_segments
 
-    try:
-        match_segments(seg_node, REGIONS)
-        return REGIONS, "regions"
-    except InputError as first:
-        try:
-            match_segments(seg_node, MODEL_CLASSES)
-        except InputError:
-            raise first from None
-        return MODEL_CLASSES, "model"
+    return label_table(lambda table: match_segments(seg_node, table))
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -147,7 +140,9 @@ def segmentation_warnings(folder: str | os.PathLike, stem: str) -> list[str]:
     """The input warnings ``hrpqct segment`` wrote as ``warning`` rows of ``<stem>_scan.csv``."""
     import pandas as pd
 
-    path = Path(folder) / f"{stem}_scan.csv"
+    from hrpqct.seg.pipeline import SegmentOutputs
+
+    path = SegmentOutputs(folder, stem).scan
     if not path.is_file():
         return []
     table = pd.read_csv(path)
@@ -171,14 +166,15 @@ def load_segmentation_results(scene: Any, logic: Any, folder: str | os.PathLike,
     import pandas as pd
 
     from hrpqct.io import read_labelmap
+    from hrpqct.seg.pipeline import SegmentOutputs
 
     from .plots import confidence_plot, least_confident_slices
     from .segmentations import labelmap_to_segmentation
     from .tables import dataframe_to_table_node
 
     folder = Path(folder)
-    paths = {k: folder / f"{stem}{suffix}" for k, suffix in (
-        ("labels", "_labels.nrrd"), ("regions", "_regions.csv"), ("confidence", "_confidence.csv"))}
+    names = SegmentOutputs(folder, stem)
+    paths = {"labels": names.labels, "regions": names.regions, "confidence": names.confidence}
     for p in paths.values():
         if not p.is_file():
             raise InputError(f"{p}: missing; is {folder} the output of `hrpqct segment`?")
@@ -328,30 +324,21 @@ def refine_segmentation(scene: Any, logic: Any, seg_node: Any, volume_node: Any,
     replaced; the node, its name and display are kept). ``progress(done, total)`` per slice;
     returning ``False`` cancels (:class:`hrpqct.errors.Cancelled`, the node untouched).
     """
-    from hrpqct.checks import check_labels, check_refine_input, check_scan, settle
-    from hrpqct.seg.refine import refine, to_model_classes
+    from hrpqct.seg.pipeline import refine_labels
 
     from .segmentations import labelmap_to_segmentation, segmentation_to_labelmap
 
     table, kind = segmentation_kind(seg_node)
     labels = segmentation_to_labelmap(scene, logic, seg_node, volume_node, table=table)
     image = scan_volume(volume_node, assume_unit)
-    name = seg_node.GetName()
-    warnings = settle(check_scan(image, volume_node.GetName()) + check_labels(labels, name)
-                      + check_refine_input(labels.array, kind, name))
-    out = refine(labels.array, image.array, image.spacing, only=only,
-                 keep_soft_tissue_edits=keep_edits, erased_is_soft_tissue=erased_is_soft_tissue,
-                 input_kind=kind, progress=progress)
-    seven = not (only == "topology" and kind == "model")
-    out_kind = "regions" if seven else "model"
-    labelmap_to_segmentation(scene, logic, labels.with_array(out, unit="label"),
-                             reference=volume_node, table=REGIONS if seven else MODEL_CLASSES,
-                             node=seg_node)
-    same_table = kind == out_kind
-    changed = int(np.count_nonzero(labels.array != out)) if same_table else -1
-    classes = int(np.count_nonzero(to_model_classes(labels.array, kind)
-                                   != to_model_classes(out, out_kind)))
-    return RefineResult(changed, classes, kind, out_kind, tuple(warnings))
+    r = refine_labels(labels, image, kind, only=only, keep_edits=keep_edits,
+                      erased_is_soft_tissue=erased_is_soft_tissue,
+                      scan_name=volume_node.GetName(), labels_name=seg_node.GetName(),
+                      progress=progress)
+    labelmap_to_segmentation(scene, logic, labels.with_array(r.labels, unit="label"),
+                             reference=volume_node, table=r.table, node=seg_node)
+    changed = -1 if r.changed_voxels is None else r.changed_voxels
+    return RefineResult(changed, r.changed_class_voxels, r.kind, r.output_kind, tuple(r.warnings))
 
 
 def export_for_training(scene: Any, logic: Any, seg_node: Any, volume_node: Any,

@@ -8,7 +8,6 @@ then replaces the target. The file keeps segment ids, names, colours, label valu
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +25,17 @@ def save_segmentation(scene: Any, seg_node: Any, path: str | os.PathLike[str]) -
         raise InputError(f"{path}: a segmentation file name must end in {_SUFFIX}")
     if not path.parent.is_dir():
         raise InputError(f"{path}: folder {path.parent} does not exist")
-    stem = path.name[: -len(_SUFFIX)]
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=_SUFFIX, dir=path.parent)
-    os.close(fd)
+    from hrpqct.io.atomic import atomic_path
+
     storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
     try:
-        storage.SetFileName(tmp)
-        if not storage.WriteData(seg_node):
-            raise InputError(f"{path}: Slicer could not write segmentation {seg_node.GetName()!r}")
-        os.replace(tmp, path)
+        with atomic_path(path, verify=False) as tmp:
+            storage.SetFileName(str(tmp))
+            if not storage.WriteData(seg_node):
+                raise InputError(f"{path}: Slicer could not write segmentation "
+                                 f"{seg_node.GetName()!r}")
     finally:
         scene.RemoveNode(storage)
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 

@@ -3,8 +3,8 @@
 The segmentation runs as ``hrpqct segment --progress-json FILE``; radiomics runs here, because
 ``hrpqct radiomics`` reports progress only as a terminal bar. This calls the same core function
 (:func:`hrpqct.radiomics.tables.write_scan_features`) with a progress callback that appends one
-JSON line per slice to ``--progress-json`` (format of
-:func:`hrpqct.seg.commands_segment.json_progress`). Imports no Slicer or Qt module.
+JSON line per slice to ``--progress-json`` (format of :func:`hrpqct.progress.json_progress`;
+steps :data:`RADIOMICS_STAGES`). Imports no Slicer or Qt module.
 
 Exit status: 0 done, 2 bad input (one ``error: ...`` line on stderr), 130 interrupted.
 """
@@ -16,7 +16,12 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-__all__ = ["main", "parse_slices"]
+__all__ = ["main", "parse_slices", "RADIOMICS_STAGES"]
+
+READ = "read"
+RADIOMICS = "radiomics"
+#: Steps of the radiomics worker and their share of the run time (for one progress bar).
+RADIOMICS_STAGES: tuple[tuple[str, float], ...] = ((READ, 0.05), (RADIOMICS, 0.95))
 
 
 def parse_slices(spec: Optional[str], n: int) -> Optional[list[int]]:
@@ -40,7 +45,7 @@ def _radiomics(ns: argparse.Namespace) -> None:
     from hrpqct.radiomics.masks import parse_regions
     from hrpqct.radiomics.presets import load_preset
     from hrpqct.radiomics.tables import write_scan_features
-    from hrpqct.seg.commands_segment import json_progress
+    from hrpqct.progress import stage_progress
 
     out = Path(ns.out)
     if out.suffix.lower() not in (".csv", ".parquet"):
@@ -51,19 +56,15 @@ def _radiomics(ns: argparse.Namespace) -> None:
     progress = Path(ns.progress_json) if ns.progress_json else None
 
     def stage(key: str, label: str, total: Optional[int]):
-        if progress is None:
-            from contextlib import nullcontext
+        return stage_progress(key, label, total, json_file=progress, bars=False)
 
-            return nullcontext(lambda done, total_: None)
-        return json_progress(progress, key, label, total)
-
-    with stage("read", "Reading", None) as cb:
+    with stage(READ, "Reading", None) as cb:
         image, labels = read_pair(ns.image, ns.labels, unit="HU")
         cb(1, 1)
     zs = parse_slices(ns.slices, image.shape[0])
     n = 1 if preset.ndim == 3 else len(zs if zs is not None else range(image.shape[0]))
     out.parent.mkdir(parents=True, exist_ok=True)
-    with stage("radiomics", f"Radiomics ({preset.name})", n) as cb:
+    with stage(RADIOMICS, f"Radiomics ({preset.name})", n) as cb:
         write_scan_features(image, labels, out, scan_id=ns.scan_id or Path(ns.image).name,
                             preset=preset, regions=regions, slices=zs, stats=stats, progress=cb)
 

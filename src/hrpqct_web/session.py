@@ -43,6 +43,7 @@ import numpy as np
 
 from hrpqct.errors import HRpQCTError, InputError
 from hrpqct.regions import REGIONS
+from hrpqct.seg.pipeline import SegmentOutputs
 
 __all__ = ["CorrectionSession", "SavedFiles", "scan_stem", "previous_name", "SCAN_SUFFIXES"]
 
@@ -172,7 +173,7 @@ class CorrectionSession:
         self._clear()
         self.scan_path = path
         self.volume_node = volume_to_node(self.scene, volume, name=self.stem)
-        self._load_confidence(path.with_name(f"{self.stem}_confidence.csv"))
+        self._load_confidence(SegmentOutputs(path.parent, self.stem).confidence)
         seg = self.segmentation_path
         if seg is not None and seg.is_file():
             self.open_segmentation(seg)
@@ -297,7 +298,7 @@ class CorrectionSession:
         self.seg_node = res.segmentation
         self.seg_node.SetName(f"{self.stem} regions")
         self.ensure_all_regions()
-        self._load_confidence(task.out_dir / f"{task.stem}_confidence.csv")
+        self._load_confidence(SegmentOutputs(task.out_dir, task.stem).confidence)
 
     def cancel(self):
         """Stop a running segmentation (its files are discarded); returns the status."""
@@ -407,9 +408,10 @@ class CorrectionSession:
         previous = None
         if target.exists():
             previous = target.with_name(previous_name(self.stem, now))
-            tmp = previous.with_name(f".{previous.name}.tmp")
-            shutil.copy2(target, tmp)
-            os.replace(tmp, previous)
+            from hrpqct.io.atomic import atomic_path
+
+            with atomic_path(previous, verify=False) as tmp:
+                shutil.copy2(target, tmp)
         save_segmentation(self.scene, self.seg_node, target)
         conf = None
         if self._review is not None:
@@ -418,7 +420,7 @@ class CorrectionSession:
             from hrpqct.seg.inference import write_csv_atomic
 
             conf = write_csv_atomic(
-                target.with_name(f"{self.stem}_confidence.csv"),
+                SegmentOutputs(target.parent, self.stem).confidence,
                 pd.DataFrame({"slice": np.arange(len(self._review.confidence)),
                               "mean_max_prob": self._review.confidence}))
         return SavedFiles(target, previous, conf)

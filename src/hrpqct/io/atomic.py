@@ -18,7 +18,8 @@ from typing import Iterator
 
 from ..errors import HRpQCTError, OutputError
 
-__all__ = ["atomic_path", "full_suffix"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_folder", "swap_folder",
+           "full_suffix"]
 
 # Multi-part extensions recognised as one suffix (longest first).
 _MULTI_SUFFIXES = (".seg.nrrd", ".nii.gz")
@@ -90,3 +91,77 @@ def atomic_path(path: str | os.PathLike, *, verify: bool = True,
             raise output_error(target, exc) from exc
         raise
     _fsync_folder(folder)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, *, verify: bool = True) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_path`); returns the path."""
+    target = Path(path)
+    with atomic_path(target, verify=verify) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return target
+
+
+def atomic_write_json(path: str | os.PathLike, obj, *, indent: int = 2, newline: bool = True,
+                      **dumps) -> Path:
+    """Write ``obj`` as JSON (``json.dumps(obj, indent=indent, **dumps)``, plus a final line
+    break if ``newline``) to ``path`` atomically; returns the path."""
+    import json
+
+    return atomic_write_text(path, json.dumps(obj, indent=indent, **dumps) + ("\n" if newline else ""))
+
+
+def swap_folder(tmp: str | os.PathLike, target: str | os.PathLike, *, replace: bool = True) -> bool:
+    """Move the complete folder ``tmp`` into place as ``target``.
+
+    ``replace``: an existing ``target`` is first renamed to ``.<name>.old-<pid>-<ns>``, the new
+    folder renamed onto ``target``, and the old one removed only then; if the second rename
+    fails, the old folder is put back, so a failure never loses the previous folder. Without
+    ``replace`` an existing non-empty ``target`` is kept (another writer was first): ``tmp`` is
+    removed and False returned. True when ``tmp`` is now ``target``.
+    """
+    import shutil
+    import time
+
+    tmp, target = Path(tmp), Path(target)
+    if not replace:
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target.is_dir() and any(target.iterdir())):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            return False
+        return True
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}")
+        os.replace(target, old)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new empty folder beside ``path``; when the block succeeds, :func:`swap_folder` it
+    in for ``path`` (the previous folder is kept until the new one is in place). If the block or
+    the swap fails, the new folder is removed and the previous one stays. The parent folder is
+    created."""
+    import shutil
+    import tempfile
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+        swap_folder(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

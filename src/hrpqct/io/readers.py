@@ -45,10 +45,7 @@ def _to_unit(volume: Volume, unit: str, calibration: Calibration | None) -> Volu
     if unit == "native" or unit == volume.unit:
         return volume if cal is volume.calibration else _replace_cal(volume, cal)
     if volume.unit == "native" and cal is not None:
-        if unit == "HU":
-            array = linear(volume.array, 1000.0 / (cal.mu_water * cal.mu_scaling), -1000.0)
-        else:
-            array = linear(volume.array, cal.density_slope / cal.mu_scaling, cal.density_intercept)
+        array = linear(volume.array, *cal.affine("raw", unit))
     else:
         array = convert(volume.array, volume.unit, unit, cal, where)
     out = _replace_cal(volume, cal)

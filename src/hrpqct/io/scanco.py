@@ -185,12 +185,12 @@ def read_scanco(
     pixel = getattr(itk, pixel_name)
     with _quiet():
         image, raw, spacing, origin, direction = _read_voxels(itk, io, path, pixel)
-    mu_water, mu_scaling = float(header["MuWater"]), float(header["MuScaling"])
-    if unit == "HU":
-        array = linear(raw, 1000.0 / (mu_water * mu_scaling), -1000.0)
+    if unit == "HU":  # the header's MuWater and MuScaling suffice (no density calibration needed)
+        array = linear(raw, *Calibration.raw_to_hu_affine(float(header["MuWater"]),
+                                                          float(header["MuScaling"])))
     elif unit == "mgHA/ccm":
         assert calibration is not None
-        array = linear(raw, calibration.density_slope / mu_scaling, calibration.density_intercept)
+        array = linear(raw, *calibration.affine("raw", "mgHA/ccm"))
     else:
         array = np.array(raw, dtype=dtype, copy=True)
     del raw, image

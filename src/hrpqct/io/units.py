@@ -53,10 +53,4 @@ def convert(
             f"{where}: {to_unit} requested but the file carries no density calibration "
             f"(values are {from_unit}); pass a Calibration or read it as {from_unit}"
         )
-    c = calibration
-    # HU -> mu = (HU + 1000) * mu_water / 1000 -> density = mu * slope + intercept (and back)
-    if to_unit == "mgHA/ccm":
-        k = c.mu_water / 1000.0 * c.density_slope
-        return linear(array, k, 1000.0 * k + c.density_intercept)
-    k = 1000.0 / (c.mu_water * c.density_slope)
-    return linear(array, k, -c.density_intercept * k - 1000.0)
+    return linear(array, *calibration.affine(from_unit, to_unit))

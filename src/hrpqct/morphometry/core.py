@@ -108,8 +108,7 @@ def reference_calibration(params: Morphometry = MORPHOMETRY) -> Calibration:
 
 def _affine_to_density(cal: Calibration) -> tuple[float, float]:
     """``density = a * HU + b`` of a calibration."""
-    a = cal.mu_water / 1000.0 * cal.density_slope
-    return a, cal.mu_water * cal.density_slope + cal.density_intercept
+    return cal.affine("HU", "mgHA/ccm")
 
 
 def gaussian_filter(image: np.ndarray, sigma_voxels: float, support_voxels: int) -> np.ndarray:

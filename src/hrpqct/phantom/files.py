@@ -37,10 +37,9 @@ def _json_atomic(obj, path: Path) -> None:
 
 
 def _text_atomic(text: str, path: Path) -> None:
-    from ..io.atomic import atomic_path
+    from ..io.atomic import atomic_write_text
 
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    atomic_write_text(path, text)
 
 
 def _csv_atomic(frame: pd.DataFrame, path: Path) -> None:

@@ -1,59 +1,23 @@
-"""CLI: ``hrpqct refine`` (re-apply the topology rules and the soft-tissue split to an edited segmentation)."""
+"""CLI: ``hrpqct refine`` (re-apply the topology rules and the soft-tissue split to an edited segmentation).
+
+The pipeline is :func:`hrpqct.seg.pipeline.refine_file`; this module parses and prints.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from .._cli import app
-from ..errors import InputError
-from ..progress import cli_progress
-from ..regions import MODEL_CLASSES, REGIONS
 from ..volume import label_counts
 
-__all__ = ["refine_cmd", "output_stem", "segmentation_table"]
+__all__ = ["refine_cmd"]
 
 _console = Console()
-
-
-def output_stem(path: Path) -> str:
-    """File name without its format suffix (``.seg.nrrd``, ``.nii.gz`` and single suffixes)."""
-    from ..io.atomic import full_suffix
-
-    name = path.name
-    suffix = full_suffix(path)
-    return name[: len(name) - len(suffix)] if suffix else name
-
-
-def segmentation_table(path: Path) -> tuple[tuple, str]:
-    """For a ``.seg.nrrd``: the region table its segments match and the map kind.
-
-    ``(REGIONS, "regions")`` if every segment is one of the seven regions, else
-    ``(MODEL_CLASSES, "model")`` if every segment is a model class; other files ``(REGIONS,
-    "auto")`` (their label values are used as stored).
-    """
-    from ..io import detect_format, match_region
-
-    if detect_format(path) != "seg.nrrd":
-        return REGIONS, "auto"
-    import slicerio
-
-    try:
-        segments = slicerio.read_segmentation(str(path), skip_voxels=True).get("segments", [])
-    except Exception as exc:  # noqa: BLE001  slicerio / pynrrd raise assorted types
-        raise InputError(f"{path}: not a readable Slicer segmentation ({exc})") from None
-    for table, kind in ((REGIONS, "regions"), (MODEL_CLASSES, "model")):
-        if segments and all(match_region(s, table) is not None for s in segments):
-            return table, kind
-    names = [str(s.get("name", s.get("id", "?"))) for s in segments]
-    raise InputError(f"{path}: segments {names} are neither the seven regions "
-                     f"({', '.join(r.code for r in REGIONS)}) nor the model's five classes "
-                     f"({', '.join(r.code for r in MODEL_CLASSES)})")
 
 
 @app.command("refine")
@@ -82,60 +46,15 @@ def refine_cmd(
     Writes <name>.seg.nrrd (Slicer), <name>.nrrd (label map) and, for seven-region output,
     <name>_regions.csv, <name>_slices.csv and <name>_scan.csv (areas, volumes, HU, fat fraction).
     """
-    from ..io import read_pair, write_labelmap, write_segmentation
-    from ..io.outputs import keep_previous, prepare_folder, refuse_inputs
-    from .refine import detect_kind, refine, to_model_classes
-    from .summary import summarize, write_summary
+    from .pipeline import refine_file
 
-    if only not in (None, "split", "topology"):
-        raise InputError(f"--only must be 'split' or 'topology', got {only!r}")
-    if input_kind not in ("auto", "regions", "model"):
-        raise InputError(f"--input-kind must be auto, regions or model, got {input_kind!r}")
-    stem = name or f"{output_stem(seg)}_refined"
-    # before any work: the output folder must be writable, and no output may be an input
-    # (--out = the scan's folder with --name = the scan's stem would overwrite the scan)
-    prepare_folder(out)
-    refuse_inputs(refine_outputs(out, stem), [seg, image])
-    table, kind = segmentation_table(seg)
-    if input_kind != "auto":
-        kind = input_kind
-    from ..checks import check_labels, check_refine_input, check_scan, settle
-
-    img, lab = read_pair(image, seg, unit="HU", table=table)
-    # garbage in: a blank or 8-bit scan, an empty segmentation, a deleted bone segment (refine
-    # would relabel the bone as soft tissue) stop here; doubtful input gives warnings
-    warnings = settle(check_scan(img, image) + check_labels(lab, seg))
-    try:
-        if kind == "auto":
-            kind = detect_kind(lab.array)
-        segments = lab.meta.get("segments") if lab.meta.get("format") == "seg.nrrd" else None
-        warnings += settle(check_refine_input(lab.array, kind, seg, segments))
-        with cli_progress("Refining slices", lab.shape[0], enabled=not quiet) as cb:
-            out_arr = refine(lab.array, img.array, img.spacing, only=only,
-                             keep_soft_tissue_edits=keep_edits,
-                             erased_is_soft_tissue=erased_is_soft_tissue, input_kind=kind,
-                             progress=cb)
-    except InputError as exc:
-        if str(seg) in str(exc):
-            raise
-        raise InputError(f"{seg}: {exc}") from None
-    seven = not (only == "topology" and kind == "model")
-    out_table = REGIONS if seven else MODEL_CLASSES
-    out.mkdir(parents=True, exist_ok=True)
-    result = lab.with_array(out_arr, unit="label", label_map="regions7" if seven else "model5")
-    previous = keep_previous(out / f"{stem}.seg.nrrd")
-    written = [write_segmentation(result, out / f"{stem}.seg.nrrd", table=out_table),
-               write_labelmap(result, out / f"{stem}.nrrd", table=out_table)]
-    summary = None
-    if seven:
-        summary = summarize(out_arr, img.array, img.spacing, calibration=img.calibration)
-        summary.warnings = list(warnings)
-        written += write_summary(summary, out, stem)
-
-    in_model = to_model_classes(lab.array, kind)
-    out_model = to_model_classes(out_arr, "regions" if seven else "model")
-    bone_changed = int(np.count_nonzero(in_model != out_model))
-    label_changed = int(np.count_nonzero(lab.array != out_arr)) if kind == "regions" and seven else None
+    run = refine_file(seg, image, out, only=only, keep_edits=keep_edits,
+                      erased_is_soft_tissue=erased_is_soft_tissue, input_kind=input_kind,
+                      name=name, quiet=quiet)
+    refined, img, summary = run.refined, run.image, run.summary
+    out_arr, out_table, warnings = refined.labels, refined.table, refined.warnings
+    bone_changed = refined.changed_class_voxels
+    label_changed = refined.changed_voxels if refined.kind == "regions" else None
     t = Table(title=f"{seg.name}: refined ({'both rules' if only is None else 'only ' + only})")
     t.add_column("region")
     t.add_column("voxels", justify="right")
@@ -154,14 +73,8 @@ def refine_cmd(
                        f"muscle density {summary.scan['muscle_density_hu']:.1f} HU")
     for w in warnings:
         _console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
-    if previous is not None:
-        _console.print(f"[yellow]note:[/] the previous segmentation is kept as {previous}",
+    if run.previous is not None:
+        _console.print(f"[yellow]note:[/] the previous segmentation is kept as {run.previous}",
                        highlight=False, soft_wrap=True)
-    for p in written:
+    for p in run.written:
         _console.print(f"  [green]wrote[/] {p}")
-
-
-def refine_outputs(out: Path, stem: str) -> list[Path]:
-    """Every file ``hrpqct refine`` may write into ``out`` for ``stem``."""
-    return [Path(out) / f"{stem}{n}" for n in
-            (".seg.nrrd", ".nrrd", "_regions.csv", "_slices.csv", "_scan.csv")]

@@ -1,13 +1,12 @@
-"""CLI: ``hrpqct segment`` (SegFormer + topology rules + soft-tissue split -> seven regions)."""
+"""CLI: ``hrpqct segment`` (SegFormer + topology rules + soft-tissue split -> seven regions).
+
+The pipeline is :func:`hrpqct.seg.pipeline.segment_scan`; this module parses and prints.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-from contextlib import contextmanager
 from pathlib import Path
-
-import numpy as np
 from typing import Optional
 
 import typer
@@ -16,160 +15,13 @@ from rich.table import Table
 
 from .._cli import app
 from ..errors import InputError
-from ..progress import cli_progress
 from ..regions import REGIONS
+from .pipeline import segment_scan
 
-__all__ = ["segment_cmd", "segment_scan", "json_progress"]
+__all__ = ["segment_cmd"]
 
 _console = Console()
 log = logging.getLogger(__name__)
-
-
-def segment_scan(scan: Path, out: Path, *, model: Optional[str] = None, device: str = "auto",
-                 batch_size: Optional[int] = None, fast_cpu: bool = True, upsample: Optional[str] = None,
-                 cpu_backend: Optional[str] = None, int8: bool = False,
-                 name: Optional[str] = None, quiet: bool = False,
-                 progress_json: Optional[Path] = None) -> dict:
-    """Read ``scan`` (HU), segment it, apply the topology rules and the soft-tissue split, write
-    ``<name>.seg.nrrd``, ``<name>_labels.nrrd`` (7 regions), ``<name>_confidence.csv`` and the
-    region summary (``<name>_regions.csv``, ``_slices.csv``, ``_scan.csv``) into ``out``, and two
-    pictures: ``<name>_overlay.png`` (the middle and the least confident slice with their regions)
-    and ``<name>_confidence.png`` (confidence per slice).
-
-    ``cpu_backend`` (``"torch"``, ``"onnxruntime"``) and ``int8`` choose the fast CPU path
-    (:mod:`hrpqct.seg.fastcpu`; int8 changes about 0.01 % of the labels).
-
-    ``progress_json``: a file to which each step appends machine-readable progress, one JSON
-    object per line (:func:`json_progress`), for callers that run the command in the background
-    (the Slicer module); the terminal bars are then off.
-
-    Returns ``{"result": SegmentationResult, "labels7": Volume, "summary": Summary, "written": [...]}``.
-    """
-    from ..io import read_scan, write_labelmap, write_segmentation
-    from .inference import segment_volume
-    from .model import load_model, resolve_model
-    from .postprocess import postprocess
-    from .softtissue import split_soft_tissue
-    from .summary import summarize, write_summary
-
-    def stage(key: str, label: str, total: Optional[int]):
-        if progress_json is not None:
-            return json_progress(progress_json, key, label, total)
-        return cli_progress(label, total, enabled=not quiet)
-
-    from ..io.outputs import keep_previous, prepare_folder, refuse_inputs
-
-    stem = name or _stem(scan)
-    # the output location is checked before any work: a read-only folder, a file named like
-    # the folder, a full disk or an output that is the scan itself fail now, not after inference
-    model_dir = resolve_model(model)  # a missing model fails first, before anything is created
-    prepare_folder(out, need_bytes=_needed_bytes(scan))
-    refuse_inputs(output_paths(out, stem), [scan])
-    from ..checks import check_model_output, check_model_weights, check_scan, settle
-
-    loaded = load_model(model_dir)  # fails early, before reading a large scan
-    settle(check_model_weights(loaded.model, loaded.folder or loaded.card.name), model=True)
-    with stage("read", "Reading", None) as cb:
-        image = read_scan(scan, unit="HU", progress=cb)
-    # garbage in (blank, 8-bit, a mask as the scan, tiny field of view...) stops here, before
-    # the inference; doubtful input (non-square pixels, thick slices) is carried as warnings
-    warnings = settle(check_scan(image, scan))
-    with stage("segment", f"Segmenting ({device})", image.shape[0]) as cb:
-        result = segment_volume(image, loaded, device=device, batch_size=batch_size, progress=cb,
-                                fast_cpu=fast_cpu, upsample=upsample, cpu_backend=cpu_backend,
-                                quantize=int8)
-    settle(check_model_output(result.confidence, loaded.folder or loaded.card.name), model=True)
-    if result.limb_truncated:
-        warnings.append(f"{scan}: the limb is wider than the model's crop; its edges are "
-                        "labelled background")
-    # both steps work in place on the network's labels: one label volume in memory, not three
-    # (a 168 x 2304 x 2304 scan: 0.9 GB each); result.labels then holds the seven regions
-    labels7 = result.labels.array
-    with stage("topology", "Topology rules", image.shape[0]) as cb:
-        postprocess(labels7, image.spacing, progress=cb, out=labels7)
-    with stage("split", "Soft-tissue split", image.shape[0]) as cb:
-        split_soft_tissue(labels7, image.array, image.spacing, progress=cb, out=labels7)
-    vol7 = image.with_array(labels7, unit="label", label_map="regions7",
-                            segmentation_model=loaded.card.name)
-    vol7.calibration = None
-    summary = summarize(labels7, image.array, image.spacing, calibration=image.calibration)
-    summary.warnings = list(warnings)
-
-    out.mkdir(parents=True, exist_ok=True)
-    if progress_json is not None:
-        with json_progress(progress_json, "write", "Writing files", None):
-            pass  # one line: the last step has started
-    pictures = _pictures(image, labels7, result, out, stem)
-    # the scan is no longer needed: free it before the writers copy the label volume (a full
-    # scan: 1.7 GB), so the whole job stays under 4 GB (bench/bench_seg_memory.py --command)
-    del image
-    previous = keep_previous(out / f"{stem}.seg.nrrd")  # perhaps edited by hand: never lost
-    written = [
-        write_segmentation(vol7, out / f"{stem}.seg.nrrd", table=REGIONS),
-        write_labelmap(vol7, out / f"{stem}_labels.nrrd", table=REGIONS),
-        result.write_confidence_csv(out / f"{stem}_confidence.csv"),
-    ]
-    written += write_summary(summary, out, stem)
-    written += pictures
-    return {"result": result, "labels7": vol7, "summary": summary, "written": written,
-            "model": loaded, "previous": previous, "warnings": warnings}
-
-
-def output_paths(out: Path, stem: str) -> list[Path]:
-    """Every file :func:`segment_scan` may write into ``out`` for ``stem``."""
-    names = [".seg.nrrd", "_labels.nrrd", "_confidence.csv", "_regions.csv", "_slices.csv",
-             "_scan.csv", "_overlay.png", "_overlay_least_confident.png", "_confidence.png"]
-    return [Path(out) / f"{stem}{n}" for n in names]
-
-
-def _needed_bytes(scan: Path) -> int:
-    """A rough lower bound of the space the outputs of ``scan`` need (compressed label maps)."""
-    try:
-        return int(Path(scan).stat().st_size * 0.1) if Path(scan).is_file() else 0
-    except OSError:
-        return 0
-
-
-@contextmanager
-def json_progress(path: Path, stage: str, label: str, total: Optional[int] = None):
-    """A progress callback that appends ``{"stage", "label", "done", "total"}`` as one JSON line
-    to ``path`` per call (flushed, so a reader polling the file sees it at once)."""
-    path = Path(path)
-
-    def cb(done: int, total_: Optional[int]) -> None:
-        line = json.dumps({"stage": stage, "label": label, "done": int(done),
-                           "total": None if total_ is None else int(total_)})
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-
-    cb(0, total)
-    yield cb
-
-
-def _pictures(image, labels7: np.ndarray, result, out: Path, stem: str) -> list[Path]:
-    """The middle and the least confident slice with their regions, and the confidence plot."""
-    from ..viz import save_confidence_plot, save_overview
-
-    nz = image.shape[0]
-    mid = nz // 2
-    worst = int(result.least_confident(1)[0]) if nz else mid
-    px = float(image.spacing[0])
-    paths = [save_overview(out / f"{stem}_overlay.png", image.array[mid], labels7[mid], pixel_mm=px,
-                           title=f"{stem}: slice {mid} of {nz}")]
-    if worst != mid:
-        paths.append(save_overview(out / f"{stem}_overlay_least_confident.png", image.array[worst],
-                                   labels7[worst], pixel_mm=px,
-                                   title=f"{stem}: least confident slice ({worst})"))
-    paths.append(save_confidence_plot(out / f"{stem}_confidence.png", result.confidence,
-                                      title=f"{stem}: confidence per slice"))
-    return paths
-
-
-def _stem(path: Path) -> str:
-    from ..io.atomic import full_suffix
-
-    suffix = full_suffix(path)
-    return path.name[: len(path.name) - len(suffix)] if suffix else path.name
 
 
 @app.command("segment")

@@ -202,8 +202,7 @@ def _default():
 
 def _record(loaded, result, key: str) -> None:
     """Add the headline figures of ``result`` to the model folder's card and README (atomically)."""
-    import os
-
+    from ..io.atomic import atomic_write_text
     from .model import CARD_FILE, render_readme
 
     if loaded.folder is None:
@@ -216,8 +215,5 @@ def _record(loaded, result, key: str) -> None:
         "grid_px": sorted({c["shape"][-1] for c in result.facts["cases"]}),
     }
     for name, text in ((CARD_FILE, json.dumps(card.to_dict(), indent=2) + "\n"), ("README.md", render_readme(card))):
-        path = Path(loaded.folder) / name
-        tmp = path.with_name(f".{name}.tmp-{os.getpid()}")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(Path(loaded.folder) / name, text)
     _console.print(f"recorded in {Path(loaded.folder) / CARD_FILE}")

@@ -220,16 +220,14 @@ def evaluate_cases(model, cases, *, postprocess: bool = True, device: str = "aut
 
 def write_evaluation(result: EvalResult, out: str | os.PathLike, title: str = "") -> list[Path]:
     """Write ``per_slice.csv``, ``table_<stage>.csv``, ``table.md`` and ``summary.json`` (atomic)."""
-    from ..io import atomic_path
+    from ..io.atomic import atomic_write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
 
     def put_text(name: str, text: str) -> None:
-        with atomic_path(out / name) as tmp:
-            Path(tmp).write_text(text, encoding="utf-8")
-        written.append(out / name)
+        written.append(atomic_write_text(out / name, text))
 
     put_text("per_slice.csv", result.per_slice.to_csv(index=False))
     md = [f"# {title or 'Segmentation accuracy'}", "",

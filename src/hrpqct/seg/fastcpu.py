@@ -22,8 +22,8 @@ to 1e-4); int8 quantisation is the one approximation and is off unless asked for
   attention matrix of stage 1 on the PyTorch path.
 * **ONNX Runtime** (opt-in backend, ``pip install "hrpqct[fastcpu]"``): the folded network is exported
   once per weights and input size to ONNX (``torch.onnx``; cached under
-  ``~/.cache/hrpqct/onnx``, or ``$HRPQCT_CACHE_DIR/onnx``, keyed by a hash of the weights; never
-  written into the model folder; no network needed) and run by ONNX Runtime with all graph
+  ``~/.cache/hrpqct/onnx``, or ``$HRPQCT_CACHE_DIR/onnx``, keyed by a hash of the weights, see
+  :mod:`.onnxcache`; never written into the model folder; no network needed) and run by ONNX Runtime with all graph
   optimisations (MatMul + bias fused into Gemm, fused LayerNorm/GELU, blocked NCHWc
   convolutions), one intra-op thread per torch thread, one slice per run (static shapes let ONNX
   Runtime fuse more). A fresh export is checked against the PyTorch fast path (max logit
@@ -52,11 +52,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
-import json
 import logging
 import os
-import tempfile
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -67,6 +64,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
+from .onnxcache import CACHE_ENV, CACHE_KEEP, EXPORT_FORMAT, OPSET  # noqa: F401 - re-exported
+from .onnxcache import onnx_cache_dir, weights_key
+from .onnxcache import prune_cache as _prune_cache
+from .onnxcache import tmp_name as _tmp_name
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +89,8 @@ __all__ = [
 
 CPU_BACKENDS = ("auto", "onnxruntime", "torch")
 BACKEND_ENV = "HRPQCT_CPU_BACKEND"
-CACHE_ENV = "HRPQCT_CACHE_DIR"
 #: What ``backend="auto"`` runs: the fastest exact backend measured by bench/bench_seg_cpu.py.
 DEFAULT_BACKEND = "torch"
-#: Bump when the exported graph changes: cached files of older formats are then not used.
-EXPORT_FORMAT = 1
-OPSET = 18
-CACHE_KEEP = 6  # exported files kept in the cache (least recently used removed first)
 PARITY_ATOL = 1e-4  # export check: max |ORT - torch| <= PARITY_ATOL * (1 + max |logit|)
 
 
@@ -287,34 +283,7 @@ def fast_cpu_model(model: nn.Module, *, backend: str | None = None, quantize: bo
     return OrtSegformer(model, quantize=quantize, threads=threads, cache=cache)
 
 
-# --- ONNX export and cache -------------------------------------------------------------------
-def onnx_cache_dir() -> Path:
-    """``$HRPQCT_CACHE_DIR/onnx``, else ``$XDG_CACHE_HOME/hrpqct/onnx`` (``~/.cache/hrpqct/onnx``)."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env) / "onnx"
-    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
-    return Path(base) / "hrpqct" / "onnx"
-
-
-def weights_key(net: nn.Module) -> str:
-    """A 20-hex-digit SHA-256 of a network's parameters and buffers (names, dtypes, shapes,
-    values), its config, the torch version and :data:`EXPORT_FORMAT` (bumped when the folding
-    or export code changes): the cache key of its exported files."""
-    h = hashlib.sha256()
-    h.update(f"format={EXPORT_FORMAT};torch={torch.__version__};opset={OPSET}".encode())
-    cfg = getattr(net, "config", None)
-    if cfg is not None and hasattr(cfg, "to_dict"):
-        h.update(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode())
-    for name, t in sorted(net.state_dict().items()):
-        t = t.detach()
-        if t.is_quantized:
-            t = t.dequantize()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:20]
-
-
+# --- ONNX export (the file cache is hrpqct.seg.onnxcache) ----------------------------------
 @contextlib.contextmanager
 def _quiet():
     """Silence the exporters' and quantiser's warnings (deprecation, tracer, 'pre-process')."""
@@ -350,19 +319,6 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, shape: tuple[int, int, 
                               f"{type(exc).__name__}: {exc}")
                 path.unlink(missing_ok=True)
     raise RuntimeError("ONNX export failed: " + "; ".join(errors))
-
-
-def _prune_cache(folder: Path, keep: int = CACHE_KEEP) -> None:
-    files = sorted(folder.glob("segformer-*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in files[keep:]:
-        with contextlib.suppress(OSError):
-            old.unlink()
-
-
-def _tmp_name(folder: Path, final: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".tmp.onnx", dir=folder)
-    os.close(fd)
-    return Path(tmp)
 
 
 _SESSIONS: "OrderedDict[tuple[str, int, int], object]" = OrderedDict()

@@ -23,8 +23,6 @@ import datetime as _dt
 import json
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -338,28 +336,19 @@ def render_readme(card: ModelCard) -> str:
 def save_model(model, folder: str | os.PathLike, card: ModelCard) -> Path:
     """Write ``model`` (safetensors), ``model_card.json`` and ``README.md`` to ``folder``.
 
-    Atomic: everything is written to a temporary folder beside ``folder`` and moved into place;
-    an existing folder is replaced only once the new one is complete.
+    Atomic (:func:`hrpqct.io.atomic.atomic_folder`): everything is written to a temporary folder
+    beside ``folder`` and moved into place; an existing folder is replaced only once the new one
+    is complete, and stays if anything fails.
     """
+    from ..io.atomic import atomic_folder
+
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:
         model.save_pretrained(str(tmp))
         if not list(tmp.glob("*.safetensors")):
             raise ModelError(f"{folder}: save_pretrained wrote no safetensors file")
         (tmp / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(render_readme(card), encoding="utf-8")
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

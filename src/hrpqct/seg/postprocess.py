@@ -55,13 +55,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.spatial import ConvexHull, QhullError
 from skimage.measure import label as _cc_label
 
 from ..errors import InputError
 from ..method import POSTPROCESSING, PostProcessing
 from ..progress import ProgressCallback, report
 from ..regions import BACKGROUND, MODEL_CLASSES, model_class
+from .morphology import (bbox, closing_mm, dilate_rows, disk_mm, disk_px, fill_holes, hull_area_px,
+                         hull_mask, inplane_sampling, offsets, structure, unpad, window)
 
 __all__ = [
     "SliceInfo",
@@ -83,7 +84,6 @@ BONES: tuple[tuple[int, int], ...] = (
 )
 _MAX_MODEL_LABEL = max(r.label for r in MODEL_CLASSES)
 _FORCE_OFFSET = 64  # label offset that separates forced pixels into their own components
-_EPS_MM = 1e-9  # tolerance on "distance <= radius" so float rounding cannot flip a pixel
 
 
 @dataclass
@@ -96,222 +96,6 @@ class SliceInfo:
     #: closable within max_closing_radius_mm
     closing_mm: dict[str, float] = field(default_factory=dict)
     hull_gap: dict[str, float] = field(default_factory=dict)  # (|hull| - A0) / |hull| before
-
-
-# --- small helpers ------------------------------------------------------------------------------
-def inplane_sampling(spacing) -> tuple[float, float]:
-    """In-plane pixel size ``(sy, sx)`` in mm from an ITK-order spacing ``(x, y[, z])``."""
-    sp = tuple(float(s) for s in np.ravel(spacing))
-    if len(sp) not in (2, 3) or any(not math.isfinite(s) or s <= 0 for s in sp):
-        raise InputError(f"spacing must be 2 or 3 positive numbers (x, y[, z]) in mm, got {spacing}")
-    return (sp[1], sp[0])
-
-
-def _structure(connectivity: int) -> np.ndarray:
-    if connectivity == 8:
-        return np.ones((3, 3), dtype=bool)
-    if connectivity == 4:
-        return ndi.generate_binary_structure(2, 1)
-    raise InputError(f"connectivity must be 4 or 8, got {connectivity}")
-
-
-def _offsets(connectivity: int) -> list[tuple[int, int]]:
-    s = _structure(connectivity)
-    return [(dy - 1, dx - 1) for dy in range(3) for dx in range(3) if s[dy, dx] and (dy, dx) != (1, 1)]
-
-
-def _fill_holes(mask: np.ndarray, connectivity: int = 8) -> np.ndarray:
-    """Fill holes of a foreground with ``connectivity``; the background uses the complementary one.
-
-    Same result as ``ndi.binary_fill_holes(mask, structure=<complementary>)`` (background
-    components not touching the array border are holes), by labelling instead of propagation.
-    """
-    comp, n = ndi.label(~mask, structure=_structure(12 - connectivity))
-    if n == 0:
-        return mask.copy()
-    hole = np.ones(n + 1, dtype=bool)
-    hole[0] = False
-    hole[comp[0]] = hole[comp[-1]] = hole[comp[:, 0]] = hole[comp[:, -1]] = False
-    return mask | hole[comp]
-
-
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-
-
-def _window(shape, box, pad: int):
-    """Slices of ``box`` grown by ``pad`` clipped to ``shape`` and the zero padding still needed."""
-    y0, y1, x0, x1 = box
-    Y0, Y1, X0, X1 = y0 - pad, y1 + pad, x0 - pad, x1 + pad
-    sl = (slice(max(Y0, 0), min(Y1, shape[0])), slice(max(X0, 0), min(X1, shape[1])))
-    padw = ((max(0, -Y0), max(0, Y1 - shape[0])), (max(0, -X0), max(0, X1 - shape[1])))
-    return sl, padw
-
-
-def _unpad(a: np.ndarray, padw) -> np.ndarray:
-    (t, b), (l, r) = padw
-    return a[t : a.shape[0] - b, l : a.shape[1] - r]
-
-
-def _dilate_rows(mask: np.ndarray, element: np.ndarray) -> np.ndarray:
-    """Binary dilation of a 2D mask by a symmetric element made of one interval per row.
-
-    Bit-parallel: each distinct half-width is one horizontal dilation of the packed mask (log2
-    steps), each element row one vertical shift and OR. Pixels beyond the array are background.
-    """
-    k, m = element.shape[0] // 2, element.shape[1] // 2
-    h, wd = mask.shape
-    words = _pack(mask, extra=m + 1)
-    rows = element.any(axis=1)
-    last = element.shape[1] - 1 - np.argmax(element[:, ::-1], axis=1)  # rightmost True per row
-    half = {dy: int(last[i]) - m for i, dy in enumerate(range(-k, k + 1)) if rows[i]}
-    out = np.zeros_like(words)
-    # runs[p](c) = OR of the mask over [c - 2**p + 1, c], shared by every half-width
-    runs = [words]
-    while 2 ** len(runs) <= 2 * max(half.values(), default=0) + 1:
-        p = 2 ** (len(runs) - 1)
-        runs.append(runs[-1] | _shift_x(runs[-1], p))
-    cache: dict[int, np.ndarray] = {}
-    for dy, w in half.items():
-        if abs(dy) >= h:
-            continue
-        if w not in cache:
-            n = 2 * w + 1  # run of n = two overlapping runs of the largest power of two <= n
-            p = n.bit_length() - 1
-            run = runs[p] if n == 2 ** p else runs[p] | _shift_x(runs[p], n - 2 ** p)
-            cache[w] = _shift_x(run, -w)  # centred: OR over [c - w, c + w]
-        hw = cache[w]
-        if dy >= 0:
-            out[dy:] |= hw[: h - dy]
-        else:
-            out[: h + dy] |= hw[-dy:]
-    return _unpack(out, wd)
-
-
-def _shift_x(words: np.ndarray, k: int) -> np.ndarray:
-    """Packed rows shifted by ``k`` columns (k > 0: column c -> c + k), zero fill."""
-    if k == 0:
-        return words.copy()
-    q, b = divmod(abs(k), 64)
-    nw = words.shape[1]
-    out = np.zeros_like(words)
-    if q >= nw:
-        return out
-    b64, rb64 = np.uint64(b), np.uint64(64 - b)
-    if k > 0:
-        src = words[:, : nw - q]
-        if b == 0:
-            out[:, q:] = src
-        else:
-            out[:, q:] = src << b64
-            out[:, q + 1:] |= src[:, :-1] >> rb64
-    else:
-        src = words[:, q:]
-        if b == 0:
-            out[:, : nw - q] = src
-        else:
-            out[:, : nw - q] = src >> b64
-            out[:, : nw - q - 1] |= src[:, 1:] << rb64
-    return out
-
-
-def _pack(mask: np.ndarray, extra: int = 0) -> np.ndarray:
-    """Boolean (H, W) -> uint64 (H, ceil((W + extra) / 64)), little-endian bits along x.
-
-    Bit i of word j is column 64 j + i; ``extra`` zero columns at least are added on the right.
-    """
-    h, wd = mask.shape
-    packed = np.packbits(mask, axis=1, bitorder="little")
-    buf = np.zeros((h, -(-(wd + extra) // 64) * 8), dtype=np.uint8)
-    buf[:, : packed.shape[1]] = packed
-    return buf.view("<u8")
-
-
-def _unpack(words: np.ndarray, width: int) -> np.ndarray:
-    return np.unpackbits(words.view(np.uint8), axis=1, count=width, bitorder="little").astype(bool)
-
-
-def _hull_spans(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Rows of the convex hull of the mask's pixel centres and, per row, the first and last column
-    whose centre lies in (or on) the hull; None when the hull is empty or degenerate."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    m = mask[rows]
-    left = np.argmax(m, axis=1)
-    right = m.shape[1] - 1 - np.argmax(m[:, ::-1], axis=1)
-    pts = np.unique(np.concatenate([np.c_[rows, left], np.c_[rows, right]]), axis=0).astype(float)
-    try:
-        hull = ConvexHull(pts)
-    except (QhullError, ValueError):
-        return None
-    v = pts[hull.vertices]
-    y0, x0 = v[:, 0], v[:, 1]
-    y1, x1 = np.roll(y0, -1), np.roll(x0, -1)
-    ys = np.arange(int(v[:, 0].min()), int(v[:, 0].max()) + 1, dtype=float)[:, None]
-    lo, hi = np.minimum(y0, y1), np.maximum(y0, y1)
-    cross = (ys >= lo) & (ys <= hi)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(hi > lo, (ys - y0) / (y1 - y0), 0.0)
-    xa = np.where(cross, x0 + t * (x1 - x0), np.nan)
-    xb = np.where(cross & (hi == lo), x1, np.nan)  # horizontal edge: both ends
-    xs = np.concatenate([xa, xb], axis=1)
-    first = np.ceil(np.nanmin(xs, axis=1) - 1e-9).astype(int)
-    last = np.floor(np.nanmax(xs, axis=1) + 1e-9).astype(int)
-    return ys[:, 0].astype(int), first, last
-
-
-def hull_area_px(mask: np.ndarray) -> int:
-    """Number of pixels whose centres lie in (or on) the convex hull of the mask's pixel centres.
-
-    The same count as ``skimage.morphology.convex_hull_image(mask, offset_coordinates=False)``
-    (0 when the hull is degenerate, e.g. collinear pixels), computed from the hull polygon row by
-    row instead of testing every pixel.
-    """
-    spans = _hull_spans(mask)
-    if spans is None:
-        return 0
-    _, first, last = spans
-    return int(np.clip(last - first + 1, 0, None).sum())
-
-
-def _hull_mask(mask: np.ndarray) -> np.ndarray:
-    """The pixels counted by :func:`hull_area_px`, as a mask."""
-    out = np.zeros(mask.shape, dtype=bool)
-    spans = _hull_spans(mask)
-    if spans is not None:
-        ys, first, last = spans
-        cols = np.arange(mask.shape[1])
-        out[ys] = (cols >= first[:, None]) & (cols <= last[:, None])
-    return out
-
-
-def disk_mm(radius_mm: float, sampling: tuple[float, float]) -> np.ndarray:
-    """The disk ``{(dy, dx): hypot(dy * sy, dx * sx) <= radius_mm}`` as a centred boolean array."""
-    sy, sx = sampling
-    ry, rx = int(radius_mm / sy) + 1, int(radius_mm / sx) + 1
-    dy, dx = np.mgrid[-ry:ry + 1, -rx:rx + 1]
-    return np.hypot(dy * sy, dx * sx) <= radius_mm + _EPS_MM
-
-
-def closing_mm(mask: np.ndarray, radius_mm: float, sampling: tuple[float, float],
-               dilated: np.ndarray | None = None) -> np.ndarray:
-    """Binary closing of a 2D mask by :func:`disk_mm` (``radius_mm`` in mm, pixel size ``sampling``).
-
-    Pixels outside the array count as background, as in ``scipy.ndimage.binary_closing`` on a
-    grid padded with zeros by more than the radius; the mask must already be padded that much
-    (the caller's job). ``dilated`` (the mask dilated by the same disk) may be passed if known.
-    Erosion is computed as the complement of the dilation of the complement (the disk is
-    symmetric); both dilations are bit-parallel (:func:`_dilate_rows`).
-    """
-    disk = disk_mm(radius_mm, sampling)
-    if dilated is None:
-        dilated = _dilate_rows(mask, disk)
-    return ~_dilate_rows(~dilated, disk)
 
 
 def _radii(params: PostProcessing) -> list[float]:
@@ -384,7 +168,7 @@ def reassign_fragments(labels: np.ndarray, *, connectivity: int = 8,
 
     H, W = comp.shape
     frag_pix = frag[comp]
-    offs = _offsets(connectivity)
+    offs = offsets(connectivity)
     nlab = int(max(_MAX_MODEL_LABEL, lab.max())) + 1
     n_frag = int(frag[1:].sum())
     flat_out = out.reshape(-1)
@@ -425,13 +209,13 @@ def _cortex_pieces_to_keep(lab: np.ndarray, cortex: int, trabecular: int, sampli
     cortical speck in the soft tissue touches no marrow and is left to the one-component rule.
     """
     c_full = lab == cortex
-    box = _bbox(c_full)
+    box = bbox(c_full)
     if box is None:
         return None
     conn = 1 if params.connectivity == 4 else 2
     r = params.max_closing_radius_mm
     pad = int(math.ceil(r / min(sampling))) + 2
-    sl, padw = _window(c_full.shape, box, pad)
+    sl, padw = window(c_full.shape, box, pad)
     c = c_full[sl]
     comp = _cc_label(c, connectivity=conn)
     if comp.max() <= 1:
@@ -442,7 +226,7 @@ def _cortex_pieces_to_keep(lab: np.ndarray, cortex: int, trabecular: int, sampli
     eligible = np.zeros(sizes.size, dtype=bool)
     trab = lab[sl] == trabecular
     ys, xs = np.nonzero(c & (comp != main))
-    for dy, dx in _offsets(8):  # pieces with a trabecular pixel among their 8-neighbours
+    for dy, dx in offsets(8):  # pieces with a trabecular pixel among their 8-neighbours
         ny, nx = ys + dy, xs + dx
         ok = (ny >= 0) & (ny < c.shape[0]) & (nx >= 0) & (nx < c.shape[1])
         hit = trab[ny[ok], nx[ok]]
@@ -450,7 +234,7 @@ def _cortex_pieces_to_keep(lab: np.ndarray, cortex: int, trabecular: int, sampli
     eligible[main] = True
     eligible[0] = False
     c = eligible[comp]
-    grown = _unpad(_dilate_rows(np.pad(c, padw), disk_mm(r, sampling)), padw)
+    grown = unpad(dilate_rows(np.pad(c, padw), disk_mm(r, sampling)), padw)
     g = _cc_label(grown, connectivity=conn)
     target = g[comp == main][0]
     keep = np.zeros_like(c_full)
@@ -471,18 +255,18 @@ def close_cortex(labels: np.ndarray, sampling: tuple[float, float], cortex: int,
     """
     lab = labels.copy()
     c_full = lab == cortex
-    box = _bbox(c_full)
+    box = bbox(c_full)
     empty = np.zeros(lab.shape, dtype=bool)
     if box is None:
         return lab, empty, empty, 0.0, 0.0
     conn = params.connectivity
     pad = int(math.ceil(params.max_closing_radius_mm / min(sampling))) + 2
-    sl, padw = _window(lab.shape, box, pad)
+    sl, padw = window(lab.shape, box, pad)
     lw = np.pad(lab[sl], padw)  # zero padding = background
     c = lw == cortex
-    hull = _hull_mask(c)
+    hull = hull_mask(c)
     hull_area = int(hull.sum())
-    filled = _fill_holes(c, conn)
+    filled = fill_holes(c, conn)
     gap0 = (hull_area - int(filled.sum())) / hull_area if hull_area else 0.0
     radius = 0.0
     closed = c
@@ -491,23 +275,23 @@ def close_cortex(labels: np.ndarray, sampling: tuple[float, float], cortex: int,
         slack = params.hull_gap_tolerance * hull_area
         forbidden = ndi.binary_dilation(other, structure=np.ones((3, 3), bool)) if other.any() else other
         # the bone as a solid: cortex plus this bone's trabecular pixels inside the cortex's hull
-        solid = _fill_holes(c | ((lw == trabecular) & hull), conn)
+        solid = fill_holes(c | ((lw == trabecular) & hull), conn)
 
         def added_at(r: float) -> np.ndarray:
             disk = disk_mm(r, sampling)
-            grown = ~_dilate_rows(~_dilate_rows(c, disk), disk)  # closing of the cortex
+            grown = ~dilate_rows(~dilate_rows(c, disk), disk)  # closing of the cortex
             # closing of the solid: bridges gaps in a cortex too thin for the first closing
-            grown |= ~_dilate_rows(~_dilate_rows(solid, disk), disk) & ~solid
+            grown |= ~dilate_rows(~dilate_rows(solid, disk), disk) & ~solid
             return grown & ~c & ~forbidden
 
         def enclosed(ring: np.ndarray) -> int:
-            return int(np.count_nonzero(_fill_holes(ring, conn) & ~ring))
+            return int(np.count_nonzero(fill_holes(ring, conn) & ~ring))
 
         trab = lw == trabecular
         half_trab = np.count_nonzero(trab) / 2
 
         def holds_marrow(ring: np.ndarray) -> bool:  # encloses at least half the trabecular bone
-            return np.count_nonzero(_fill_holes(ring, conn) & trab) >= half_trab
+            return np.count_nonzero(fill_holes(ring, conn) & trab) >= half_trab
 
         radii = _radii(params)
         i0 = enclosed(c)
@@ -517,7 +301,7 @@ def close_cortex(labels: np.ndarray, sampling: tuple[float, float], cortex: int,
             for r in radii:
                 add = add_max if r == radii[-1] else added_at(r)
                 ir = enclosed(c | add)
-                hull_ok = hull_area - int(_fill_holes(c | add, conn).sum()) <= slack
+                hull_ok = hull_area - int(fill_holes(c | add, conn).sum()) <= slack
                 if (hull_ok or ir >= i_max - slack) and holds_marrow(c | add):
                     add = _bridges(c, add, trab, conn, slack, disk_mm(r, sampling))
                     closed, radius = c | add, float(r)
@@ -526,7 +310,7 @@ def close_cortex(labels: np.ndarray, sampling: tuple[float, float], cortex: int,
             radius = math.nan  # broken, and the largest closing does not enclose the marrow
     if closed is not c:
         lw[closed & ~c] = cortex
-        filled = _fill_holes(closed, conn)
+        filled = fill_holes(closed, conn)
     interior = filled & ~closed & ~other
     trab = lw == trabecular
     outside = trab & ~filled
@@ -537,10 +321,10 @@ def close_cortex(labels: np.ndarray, sampling: tuple[float, float], cortex: int,
         interior = np.zeros_like(interior)
         outside = np.zeros_like(outside)
     lw[interior] = trabecular
-    lab[sl] = _unpad(lw, padw)
+    lab[sl] = unpad(lw, padw)
     inter_full, out_full = empty.copy(), empty.copy()
-    inter_full[sl] = _unpad(interior, padw)
-    out_full[sl] = _unpad(outside, padw)
+    inter_full[sl] = unpad(interior, padw)
+    out_full[sl] = unpad(outside, padw)
     return lab, inter_full, out_full, radius, float(gap0)
 
 
@@ -559,13 +343,13 @@ def _bridges(cortex: np.ndarray, added: np.ndarray, trabecular: np.ndarray, conn
     is kept when it still encloses: what lies behind it is enclosed, hence trabecular.
     """
     def enclosed(ring: np.ndarray) -> int:
-        return int(np.count_nonzero(_fill_holes(ring, connectivity) & ~ring))
+        return int(np.count_nonzero(fill_holes(ring, connectivity) & ~ring))
 
     full = cortex | added
-    inside = _fill_holes(full, connectivity) & ~full
+    inside = fill_holes(full, connectivity) & ~full
     target = int(inside.sum()) - slack
     cand = added & ~trabecular
-    comp, n = ndi.label(cand, structure=_structure(connectivity))
+    comp, n = ndi.label(cand, structure=structure(connectivity))
     touching = np.zeros(n + 1, dtype=bool)
     if n:
         near_inside = ndi.binary_dilation(inside, structure=np.ones((3, 3), bool))
@@ -575,26 +359,20 @@ def _bridges(cortex: np.ndarray, added: np.ndarray, trabecular: np.ndarray, conn
     if enclosed(cortex | bridge) >= target:
         chosen = bridge
     else:
-        near = added & _dilate_rows(bridge, disk)
+        near = added & dilate_rows(bridge, disk)
         chosen = near if enclosed(cortex | near) >= target else added
     # A bridge fills the whole notch the closing filled; only the layer facing the outside, as
     # thick as the cortex is on average, needs to be cortex: the rest is enclosed, so trabecular.
     ring = cortex | chosen
-    outside = ~_fill_holes(ring, connectivity)
+    outside = ~fill_holes(ring, connectivity)
     facing = ndi.binary_dilation(outside, structure=ndi.generate_binary_structure(2, 1))
     n_outer = np.count_nonzero(cortex & facing)
     if n_outer and chosen.any():
         thick_px = max(1.0, np.count_nonzero(cortex) / n_outer)
-        layer = chosen & _dilate_rows(outside, _disk_px(thick_px))
+        layer = chosen & dilate_rows(outside, disk_px(thick_px))
         if enclosed(cortex | layer) >= target:
             return layer
     return chosen
-
-
-def _disk_px(radius_px: float) -> np.ndarray:
-    r = int(radius_px)
-    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
-    return np.hypot(dy, dx) <= radius_px + 1e-9
 
 
 # --- per slice and per volume ------------------------------------------------------------------
@@ -605,10 +383,10 @@ def postprocess_slice(labels: np.ndarray, spacing, params: PostProcessing = POST
     sampling = inplane_sampling(spacing)
     out = lab.copy()
     info = SliceInfo()
-    box = _bbox(lab != BACKGROUND)
+    box = bbox(lab != BACKGROUND)
     if box is None:
         return out, info
-    sl, _ = _window(lab.shape, box, 1)  # one pixel of margin keeps "touches the border" exact
+    sl, _ = window(lab.shape, box, 1)  # one pixel of margin keeps "touches the border" exact
     w = lab[sl]
     conn = params.connectivity
     keep = None
@@ -620,9 +398,9 @@ def postprocess_slice(labels: np.ndarray, spacing, params: PostProcessing = POST
     # cortical pixel and its neighbours, so the result is that of the whole slice
     cortices = tuple(cortex for cortex, _ in BONES)
     nf1 = 0
-    cbox = _bbox(np.isin(w, cortices))
+    cbox = bbox(np.isin(w, cortices))
     if cbox is not None:
-        csl, _ = _window(w.shape, cbox, 1)
+        csl, _ = window(w.shape, cbox, 1)
         w = w.copy()
         w[csl], nf1 = reassign_fragments(w[csl], connectivity=conn,
                                          protected=None if keep is None else keep[csl],

@@ -37,7 +37,8 @@ from ..errors import GeometryError, InputError
 from ..method import POSTPROCESSING, SOFT_TISSUE, PostProcessing, SoftTissue
 from ..progress import ProgressCallback, report
 from ..regions import BACKGROUND, SOFT_TISSUE_CLASS, region
-from .postprocess import _bbox, _fill_holes, _window, postprocess_slice
+from .morphology import bbox, fill_holes, window
+from .postprocess import postprocess_slice
 from .softtissue import AT, MT, SK, split_slice
 
 __all__ = ["refine", "to_model_classes", "detect_kind", "ONLY"]
@@ -72,13 +73,13 @@ def to_model_classes(labels: np.ndarray, kind: str = "auto") -> np.ndarray:
 
 def _erased_to_soft_tissue(model: np.ndarray) -> np.ndarray:
     """Background enclosed by the limb (2D) -> soft tissue."""
-    box = _bbox(model != BACKGROUND)
+    box = bbox(model != BACKGROUND)
     if box is None:
         return model
-    sl, _ = _window(model.shape, box, 1)
+    sl, _ = window(model.shape, box, 1)
     w = model[sl]
     tissue = w != BACKGROUND
-    holes = _fill_holes(tissue) & ~tissue
+    holes = fill_holes(tissue) & ~tissue
     if holes.any():
         model = model.copy()
         model[sl][holes] = SOFT_TISSUE_CLASS

@@ -40,8 +40,7 @@ from ..errors import GeometryError, InputError
 from ..method import SOFT_TISSUE, SoftTissue
 from ..progress import ProgressCallback, report
 from ..regions import BACKGROUND, MODEL_TO_REGION, SOFT_TISSUE_CLASS, model_class, region
-from .postprocess import _bbox, _dilate_rows, _fill_holes, _pack, _structure, _unpack, _window, \
-    inplane_sampling
+from .morphology import bbox, dilate_rows, fill_holes, inplane_sampling, pack, structure, unpack, window
 
 __all__ = [
     "SK", "MT", "AT",
@@ -82,16 +81,16 @@ def skin_band(labels: np.ndarray, sampling: tuple[float, float],
     lab = np.asarray(labels)
     st = lab == _ST
     skin = np.zeros(lab.shape, dtype=bool)
-    box = _bbox(lab != BACKGROUND)
+    box = bbox(lab != BACKGROUND)
     if box is None or not st.any():
         return skin
     # The limb's box plus one pixel of outside: for any limb pixel, an outside pixel beyond that
     # ring has a ring pixel at least as close in both axes, so the crop changes no distance.
-    sl, _ = _window(lab.shape, box, 1)
-    limb = _fill_holes(lab[sl] != BACKGROUND)
+    sl, _ = window(lab.shape, box, 1)
+    limb = fill_holes(lab[sl] != BACKGROUND)
     if limb.all():
         return skin
-    skin[sl] = st[sl] & _dilate_rows(~limb, band_element(band_mm, sampling))
+    skin[sl] = st[sl] & dilate_rows(~limb, band_element(band_mm, sampling))
     return skin
 
 
@@ -101,7 +100,7 @@ def seeds(image_hu: np.ndarray, mask: np.ndarray, hu_range: tuple[float, float],
     lo, hi = hu_range
     s = mask & (image_hu >= lo) & (image_hu <= hi)
     if min_px > 1 and s.any():
-        comp, n = ndi.label(s, structure=_structure(connectivity))
+        comp, n = ndi.label(s, structure=structure(connectivity))
         sizes = np.bincount(comp.ravel(), minlength=n + 1)
         small = sizes < min_px
         small[0] = False
@@ -118,13 +117,13 @@ def grow(seed: np.ndarray, mask: np.ndarray, steps: int, connectivity: int = 8) 
     if steps <= 0 or not seed.any():
         return seed
     if connectivity not in (4, 8):
-        _structure(connectivity)  # raises
-    box = _bbox(mask)
+        structure(connectivity)  # raises
+    box = bbox(mask)
     out = np.zeros_like(seed)
-    sl, _ = _window(mask.shape, box, 0)
+    sl, _ = window(mask.shape, box, 0)
     # Bit-parallel: rows packed into 64-bit words (bit i of word j = column 64 j + i), so one
     # dilation step is a handful of shifts and ORs over H x W/64 words.
-    w, m = _pack(seed[sl]), _pack(mask[sl])
+    w, m = pack(seed[sl]), pack(mask[sl])
     for _ in range(steps):
         left = w << np.uint64(1)  # column x -> x + 1
         left[:, 1:] |= w[:, :-1] >> np.uint64(63)
@@ -143,7 +142,7 @@ def grow(seed: np.ndarray, mask: np.ndarray, steps: int, connectivity: int = 8) 
         if np.array_equal(v, w):
             break
         w = v
-    out[sl] = _unpack(w, seed[sl].shape[1])
+    out[sl] = unpack(w, seed[sl].shape[1])
     return out
 
 

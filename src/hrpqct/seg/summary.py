@@ -127,8 +127,7 @@ def summarize(labels: np.ndarray, image_hu: np.ndarray, spacing,
         }
         if calibration is not None:
             # density = a * HU + b (Calibration.hu_to_density is affine in HU)
-            a = calibration.mu_water / 1000.0 * calibration.density_slope
-            b = calibration.mu_water * calibration.density_slope + calibration.density_intercept
+            a, b = calibration.affine("HU", "mgHA/ccm")
             row["mean_mgHA_ccm"] = a * row["mean_hu"] + b if n else math.nan
             row["sd_mgHA_ccm"] = abs(a) * row["sd_hu"] if n else math.nan
         rows.append(row)
@@ -167,9 +166,12 @@ def write_summary(summary: Summary, folder: str | os.PathLike, stem: str) -> lis
     warnings = list(getattr(summary, "warnings", []) or [])
     scan_df = pd.DataFrame({"quantity": list(summary.scan) + ["warning"] * len(warnings),
                             "value": list(summary.scan.values()) + warnings})
+    from .pipeline import SegmentOutputs
+
+    names = SegmentOutputs(folder, stem).summary
     written = []
     for name, df in (("regions", summary.regions), ("slices", summary.slices), ("scan", scan_df)):
-        target = folder / f"{stem}_{name}.csv"
+        target = names[name]
         with atomic_path(target) as tmp:
             df.to_csv(tmp, index=False, float_format="%.6g")
         written.append(target)

@@ -29,11 +29,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +39,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import Cancelled, InputError, ModelError
+from ..errors import Cancelled, InputError
+from ..io.atomic import atomic_write_json, atomic_write_text
 from ..method import MODEL, PREPROCESSING, TRAINING, as_dict
 from ..progress import ProgressCallback, report
 from ..regions import MODEL_CLASSES
+from .checkpoint import (CHECKPOINT, checkpoint_folder, load_checkpoint, load_checkpoint_state,
+                         save_checkpoint)
 from .dataset import Augment, Case, SliceCache, SliceDataset, build_cache, split_by_patient
 from .losses import ce_dice_loss, hard_dice, match_size
 from .preprocess import InputSpec
@@ -56,7 +57,6 @@ __all__ = ["TrainConfig", "TrainResult", "train_segmentation", "prepare_data", "
            "LOG_FILE", "CHECKPOINT", "MODEL_DIR", "SPLIT_FILE"]
 
 LOG_FILE = "log.csv"
-CHECKPOINT = "checkpoint"
 MODEL_DIR = "model"
 SPLIT_FILE = "split.json"
 RESULT_FILE = "result.json"
@@ -152,9 +152,7 @@ class TrainResult:
 # --- small helpers -------------------------------------------------------------------------------
 def _json_atomic(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj)
 
 
 def _write_log(history: list[dict[str, Any]], path: Path) -> None:
@@ -168,9 +166,7 @@ def _write_log(history: list[dict[str, Any]], path: Path) -> None:
     w.writeheader()
     for rec in history:
         w.writerow({k: rec.get(k, "") for k in cols})
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, buf.getvalue())
 
 
 def _seed_int(*parts: int) -> int:
@@ -191,85 +187,6 @@ def _collate(ds: SliceDataset, idx: Sequence[int]):
 
     items = [ds[i] for i in idx]
     return torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])
-
-
-# --- checkpoint (safetensors + JSON, atomic) ----------------------------------------------------
-def _save_checkpoint(folder: Path, model, optimizer, scheduler, state: dict[str, Any]) -> None:
-    import torch
-    from safetensors.torch import save_file
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        model.config.to_json_file(str(tmp / "config.json"))
-        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
-                  str(tmp / "model.safetensors"))
-        opt_sd = optimizer.state_dict()
-        tensors, scalars = {}, {}
-        for pid, st in opt_sd["state"].items():
-            for k, v in st.items():
-                if torch.is_tensor(v):
-                    tensors[f"state.{pid}.{k}"] = v.detach().contiguous().cpu()
-                else:
-                    scalars[f"{pid}.{k}"] = v
-        tensors["rng.torch"] = torch.get_rng_state()
-        save_file(tensors, str(tmp / "training_state.safetensors"))
-        meta = dict(state)
-        meta["optimizer"] = {"param_groups": opt_sd["param_groups"], "scalars": scalars}
-        meta["scheduler"] = scheduler.state_dict()
-        (tmp / "state.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _checkpoint_folder(out: Path) -> Path | None:
-    """The checkpoint folder, or the previous one if a crash hit between the two renames."""
-    ck = out / CHECKPOINT
-    if (ck / "state.json").is_file():
-        return ck
-    olds = sorted(out.glob(f".{CHECKPOINT}.old-*"))
-    return olds[-1] if olds and (olds[-1] / "state.json").is_file() else None
-
-
-def load_checkpoint_state(out: str | os.PathLike) -> dict[str, Any] | None:
-    """The JSON part of a run's checkpoint (epoch, step, history, config...), or ``None``."""
-    ck = _checkpoint_folder(Path(out))
-    if ck is None:
-        return None
-    try:
-        return json.loads((ck / "state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{ck}: unreadable checkpoint state: {exc}") from exc
-
-
-def _load_checkpoint(folder: Path, model, optimizer, scheduler) -> dict[str, Any]:
-    import torch
-    from safetensors.torch import load_file
-
-    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=True)
-    tensors = load_file(str(folder / "training_state.safetensors"))
-    opt_state: dict[int, dict[str, Any]] = {}
-    for key, v in tensors.items():
-        if key.startswith("state."):
-            _, pid, name = key.split(".", 2)
-            opt_state.setdefault(int(pid), {})[name] = v
-    for key, v in state["optimizer"]["scalars"].items():
-        pid, name = key.split(".", 1)
-        opt_state.setdefault(int(pid), {})[name] = v
-    optimizer.load_state_dict({"state": opt_state, "param_groups": state["optimizer"]["param_groups"]})
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(tensors["rng.torch"])
-    return state
 
 
 # --- model ----------------------------------------------------------------------------------------
@@ -464,7 +381,7 @@ def _train(cases, out: Path, cfg: TrainConfig, *, cache_dir, resume, training_da
     from .device import select_device
 
     device = select_device(cfg.device)
-    ck_dir = _checkpoint_folder(out) if prev is not None else None
+    ck_dir = checkpoint_folder(out) if prev is not None else None
     model = _model_from_config(ck_dir / "config.json") if ck_dir else _new_model(cfg)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=True)
@@ -480,7 +397,7 @@ def _train(cases, out: Path, cfg: TrainConfig, *, cache_dir, resume, training_da
         "architecture": {k: getattr(model.config, k) for k in _ARCH_KEYS},
     }
     if ck_dir is not None:
-        loaded = _load_checkpoint(ck_dir, model, optimizer, scheduler)
+        loaded = load_checkpoint(ck_dir, model, optimizer, scheduler)
         for k in ("epoch", "step_in_epoch", "global_step", "history", "best", "partial"):
             state[k] = loaded[k]
         log.info("resuming %s at epoch %d step %d", out, state["epoch"], state["step_in_epoch"])
@@ -491,7 +408,7 @@ def _train(cases, out: Path, cfg: TrainConfig, *, cache_dir, resume, training_da
     total = cfg.epochs * steps_per_epoch
 
     def checkpoint() -> None:
-        _save_checkpoint(out / CHECKPOINT, model, optimizer, scheduler, state)
+        save_checkpoint(out / CHECKPOINT, model, optimizer, scheduler, state)
 
     report(progress, min(state["global_step"], total), total)
     for epoch in range(state["epoch"], cfg.epochs):
