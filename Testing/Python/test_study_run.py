@@ -141,7 +141,10 @@ def test_killed_in_each_stage_resumes_to_the_same_tables(cohort, clean, tmp_path
     r = study(*args, "--dry-run")
     assert r.returncode == 0, r.stderr
     assert "segment: 1 to do (3 done, 1 given, 1 missing)" in r.stdout  # the missing scan is retried
-    assert "radiomics: 0 to do" in r.stdout and "classify: 0 to do" in r.stdout
+    # only the failed scan is tried again (and, were it to succeed, the classification redone)
+    assert "radiomics: 1 to do (4 done, 1 missing)" in r.stdout
+    assert "morphometry: 1 to do (4 done, 1 missing)" in r.stdout
+    assert "classify: 1 to do (1 stale)" in r.stdout
 
 
 def _dry(cohort, out, *extra) -> pd.DataFrame:
