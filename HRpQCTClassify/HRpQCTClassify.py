@@ -17,11 +17,13 @@ Everything testable lives below the widget, in the ``hrpqct`` core package and t
 import importlib.util
 
 import slicer
-from slicer.ScriptedLoadableModule import (
-    ScriptedLoadableModule,
-    ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
-)
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+from hrpqct_slicer import params as P
+from hrpqct_slicer.module_base import (ModuleLogicMixin, ModuleWidgetMixin, describe_module,
+                                       run_module_selftest)
 
 GUI_STATUS = "built; tested against a stub of Slicer's Qt API, not yet run in a real Slicer"
 
@@ -31,11 +33,7 @@ class HRpQCTClassify(ScriptedLoadableModule):
 
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "HRpQCT Classify"
-        self.parent.categories = ["HRpQCT"]
-        self.parent.dependencies = []
-        self.parent.contributors = ["HRpQCT developers"]
-        self.parent.helpText = (
+        describe_module(self.parent, "HRpQCT Classify", (
             "<p>This module applies a trained classifier (logistic regression and others, on "
             "selected radiomics and clinical features) to estimate osteoporosis (femoral-neck "
             "T-score <= -2.5) from a scan.</p><p>Choose the scan's feature table (made by "
@@ -48,61 +46,82 @@ class HRpQCTClassify(ScriptedLoadableModule):
             " only seen synthetic phantoms: it is not a clinical model.</b> Train your own with "
             "the <code>hrpqct</code> command-line tool that ships with the extension; see the "
             "<a href='https://github.com/hrpqct/SlicerHRpQCT'>project page</a>.</p>"
-        )
-        self.parent.acknowledgementText = (
-            "The method follows published work on SegFormer segmentation and radiomics of HR-pQCT"
-            " scans of the distal tibia for osteoporosis assessment. Region terminology uses "
-            "DICOM PS3.16 / SNOMED CT codes, with sources in Resources/README.md of the "
-            "extension."
-        )
+        ), [])
 
 
-#
-# HRpQCTClassifyWidget
-#
-class HRpQCTClassifyWidget(ScriptedLoadableModuleWidget):
-    """The panel of ``Resources/UI/HRpQCTClassify.ui``; Apply calls
-    ``hrpqct_slicer.classify_logic.classify(scene, features_table, model_folder)`` and shows the
-    chart. A model whose preset or feature names do not match raises the core's
-    ``InputError``/``ModelError``, shown in the status line (not a traceback in the Python
-    console)."""
+# --- HRpQCTClassifyWidget ------------------------------------------------------------------------
+class HRpQCTClassifyWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """The panel of ``Resources/UI/HRpQCTClassify.ui``, bound to the parameter node of
+    :class:`hrpqct_slicer.params.ClassifyParameters`; Apply calls
+    :meth:`HRpQCTClassifyLogic.classify` and shows the chart. A model whose preset or feature
+    names do not match raises the core's ``InputError``/``ModelError``, shown in the status line
+    (not a traceback in the Python console); the result's warnings go to the warnings box."""
+
+    TASK_TITLE = "Classification"
+
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.initWidget()
+        self.result = None
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/HRpQCTClassify.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        self.ui.featuresSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateButtons)
-        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.logic = HRpQCTClassifyLogic()
+        self.setupUI()  # the feature table is bound by connectGui (SlicerParameterName)
+        self.bindPath("model_folder", self.modelFolderEdit)
+        self.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.layout.addStretch(1)
-        self.updateButtons()
+        self.setupPlumbing()
 
-    def updateButtons(self, *args):
-        ready = self.ui.featuresSelector.currentNode() is not None
-        self.ui.applyButton.enabled = ready
+    def updateButtons(self, p):
+        self.applyButton.enabled = p.features_table is not None
         if not logicInstalled():
-            self.ui.statusLabel.text = ("The classification logic (hrpqct_slicer.classify_logic)"
-                                        " is not installed yet.")
+            self.statusLabel.text = ("The classification logic (hrpqct_slicer.classify_logic)"
+                                     " is not installed yet.")
 
     def onApplyButton(self, checked=False):
         from hrpqct.errors import HRpQCTError
 
+        self.showWarnings(())
         if not logicInstalled():
-            self.ui.statusLabel.text = ("Cannot classify: the classification logic "
-                                        "(hrpqct_slicer.classify_logic) is not installed yet.")
+            self.statusLabel.text = ("Cannot classify: the classification logic "
+                                     "(hrpqct_slicer.classify_logic) is not installed yet.")
             return
-        from hrpqct_slicer import classify_logic
-
+        p = self.logic.getParameters()
         try:
-            result = classify_logic.classify(slicer.mrmlScene, self.ui.featuresSelector.currentNode(),
-                                             str(self.ui.modelFolderEdit.currentPath or "") or None)
+            result = self.logic.classify(p.features_table, p.model_folder or None)
         except HRpQCTError as exc:  # a mismatched model or table: a message, not a traceback
-            self.ui.statusLabel.text = f"Cannot classify: {exc}"
+            self.statusLabel.text = f"Cannot classify: {exc}"
             return
         self.result = result
-        self.ui.statusLabel.text = f"Done: {result} (table {result.table.GetName()!r})"
+        self.statusLabel.text = f"Done: {result} (table {result.table.GetName()!r})"
+        self.showWarnings(result.warnings, "Classification")
         showChart(result.chart)
+
+
+# --- HRpQCTClassifyLogic -------------------------------------------------------------------------
+class HRpQCTClassifyLogic(ModuleLogicMixin, ScriptedLoadableModuleLogic):
+    """What the module does, callable from the Python console without the panel."""
+
+    PARAMETERS = P.ClassifyParameters
+    DEPENDENCY_GROUPS = ("core",)
+
+    def __init__(self, scene=None, segmentationsLogic=None):
+        ScriptedLoadableModuleLogic.__init__(self)
+        self.initLogic(scene, segmentationsLogic)
+
+    def classify(self, featuresTable, modelFolder=None, clinical=None):
+        """Predict for the per-scan (or slice-level) feature table of HRpQCT Radiomics with a
+        saved model folder (``None``: the bundled demo classifier, phantom-trained); returns
+        :class:`hrpqct_slicer.classify_logic.ClassifyResults` (table and chart nodes added to
+        the scene; ``.warnings``), also kept in ``self.lastResults``."""
+        from hrpqct_slicer import classify_logic
+
+        extra = {"clinical": clinical} if clinical else {}
+        self.lastResults = classify_logic.classify(self.scene, featuresTable, modelFolder,
+                                                   **extra)
+        return self.lastResults
 
 
 def showChart(chart):
@@ -117,9 +136,7 @@ def logicInstalled():
     return importlib.util.find_spec("hrpqct_slicer.classify_logic") is not None
 
 
-#
-# HRpQCTClassifyTest
-#
+# --- HRpQCTClassifyTest --------------------------------------------------------------------------
 class HRpQCTClassifyTest(ScriptedLoadableModuleTest):
     """Slicer's self-test: the classification step of :func:`hrpqct_slicer.selftest.run_selftest`
     (radiomics of a synthetic scan's six regions on one slice, then the bundled demo
@@ -133,10 +150,5 @@ class HRpQCTClassifyTest(ScriptedLoadableModuleTest):
         self.test_HRpQCTClassify_selftest()
 
     def test_HRpQCTClassify_selftest(self):
-        from hrpqct_slicer.selftest import run_selftest
-
-        result = run_selftest(slicer.mrmlScene, slicer.modules.segmentations.logic(),
-                              steps=("classify",), say=self.delayDisplay)
-        for step, what in result.done.items():
-            self.delayDisplay(f"{step}: {what}")
+        result = run_module_selftest(self, HRpQCTClassifyLogic(), (), ("classify",))
         self.assertIn("classify", result.done)

@@ -7,8 +7,10 @@ soft tissue within a distance of the tibia (Table III's bands). The run happens 
 process with progress and cancel; the per-scan table is shown as a table node (one row per
 feature, one column per region) and the slice-level and per-scan tables are written to files.
 
-The widget is thin: it maps controls to :class:`hrpqct_slicer.params.RadiomicsParameters`
-(mirrored to the module's parameter node) and calls :class:`HRpQCTRadiomicsLogic`, which calls
+The widget is thin: its panel is ``Resources/UI/HRpQCTRadiomics.ui``, bound with
+``slicer.parameterNodeWrapper``'s ``connectGui`` to the parameter node of
+:class:`hrpqct_slicer.params.RadiomicsParameters`; the input warnings of a result are shown in the
+panel. It calls :class:`HRpQCTRadiomicsLogic`, which calls
 ``hrpqct_slicer.radiomics_logic`` (tested headless); see docs/slicer-extension.md for what has
 and has not been run inside a real Slicer.
 
@@ -19,45 +21,37 @@ Python console::
     table = logic.compute(volumeNode, segmentationNode, regions=["MT", "AT"], bands=[10])
 """
 
-import ctk
 import qt
 
 import slicer
-from slicer.ScriptedLoadableModule import (
-    ScriptedLoadableModule,
-    ScriptedLoadableModuleLogic,
-    ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
-)
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
 from hrpqct.method import RADIOMICS
 from hrpqct.regions import RADIOMICS_REGIONS, region
 from hrpqct_slicer import params as P
-from hrpqct_slicer.module_base import ModuleLogicMixin, ModuleWidgetMixin, first_scan, select_data
+from hrpqct_slicer.module_base import (ACKNOWLEDGEMENT, ModuleLogicMixin, ModuleWidgetMixin,
+                                       describe_module, first_scan, run_module_selftest)
 
 GUI_STATUS = "built; tested against a stub of Slicer's Qt API, not yet run in a real Slicer"
 
-_PRESETS = (("paper", "Paper: 939 2D features per slice, averaged"),
-            ("3d", "3D: whole-scan features"),
-            ("file", "PyRadiomics parameter file..."))
-_EXTRA_REGIONS = (("SK", "Skin"), ("ST", "All soft tissue (SK + MT + AT)"))
-_STATS = (("mean", "mean (the paper's)"), ("median", "median"), ("sd", "SD"))
+_PRESETS = (("Paper: 939 2D features per slice, averaged", "paper"),  # (title, value)
+            ("3D: whole-scan features", "3d"),
+            ("PyRadiomics parameter file...", "file"))
+_EXTRA_REGIONS = (("SK", "SK  Skin"),  # (value, title)
+                  ("ST", "ST  All soft tissue (SK + MT + AT)"))
+_STAT_TITLES = {"mean": "mean (the paper's)", "sd": "SD"}
+_STATS = tuple((k, _STAT_TITLES.get(k, k)) for k in P.STAT_CHOICES)
 
 
-#
-# HRpQCTRadiomics
-#
+# --- HRpQCTRadiomics -----------------------------------------------------------------------------
 class HRpQCTRadiomics(ScriptedLoadableModule):
     """Module description."""
 
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "HRpQCT Radiomics"
-        self.parent.categories = ["HRpQCT"]
-        self.parent.dependencies = ["Segmentations"]
-        self.parent.contributors = ["HRpQCT developers"]
-        self.parent.helpText = (
+        describe_module(self.parent, "HRpQCT Radiomics", (
             "<p>Extracts PyRadiomics features per region from an HR-pQCT scan and its "
             "seven-region segmentation (from HRpQCT Segmentation): the paper's 939 "
             "two-dimensional features per region and slice, averaged over the scan, for the six "
@@ -69,17 +63,12 @@ class HRpQCTRadiomics(ScriptedLoadableModule):
             "<p>Missing Python packages (PyRadiomics, ...) are installed on first use after you "
             "confirm.</p><p>Research use only. See the <a "
             "href='https://github.com/hrpqct/SlicerHRpQCT'>project page</a>.</p>"
-        )
-        self.parent.acknowledgementText = (
-            "Features are computed with PyRadiomics (van Griethuysen et al., Cancer Research "
-            "2017). The method follows published work on SegFormer segmentation and radiomics of"
-            " HR-pQCT scans of the distal tibia for osteoporosis assessment."
-        )
+        ), ["Segmentations"],
+                        "Features are computed with PyRadiomics (van Griethuysen et al., Cancer "
+                        "Research 2017). " + ACKNOWLEDGEMENT)
 
 
-#
-# HRpQCTRadiomicsWidget
-#
+# --- HRpQCTRadiomicsWidget -----------------------------------------------------------------------
 class HRpQCTRadiomicsWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget,
                             VTKObservationMixin):
     """Controls <-> parameter node; Apply/Cancel run :class:`HRpQCTRadiomicsLogic`. The
@@ -92,132 +81,44 @@ class HRpQCTRadiomicsWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget,
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.initWidget()
-        self.regionCheckBoxes = {}
-        self.bandCheckBoxes = {}
-        self.statCheckBoxes = {}
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
         self.logic = HRpQCTRadiomicsLogic()
-
-        box = ctk.ctkCollapsibleButton()
-        box.text = "Inputs"
-        self.layout.addWidget(box)
-        form = qt.QFormLayout(box)
-        self.inputVolumeSelector = slicer.qMRMLNodeComboBox()
-        self.inputVolumeSelector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
-        self.inputVolumeSelector.addEnabled = False
-        self.inputVolumeSelector.removeEnabled = False
-        self.inputVolumeSelector.noneEnabled = False
-        self.inputVolumeSelector.showChildNodeTypes = False
-        self.inputVolumeSelector.setMRMLScene(slicer.mrmlScene)
-        self.inputVolumeSelector.setToolTip("The HR-pQCT scan (values in HU).")
-        form.addRow("Input volume:", self.inputVolumeSelector)
-        self.inputSegmentationSelector = slicer.qMRMLNodeComboBox()
-        self.inputSegmentationSelector.nodeTypes = ["vtkMRMLSegmentationNode"]
-        self.inputSegmentationSelector.addEnabled = False
-        self.inputSegmentationSelector.removeEnabled = False
-        self.inputSegmentationSelector.noneEnabled = False
-        self.inputSegmentationSelector.setMRMLScene(slicer.mrmlScene)
-        self.inputSegmentationSelector.setToolTip("The seven-region segmentation of the scan.")
-        form.addRow("Segmentation:", self.inputSegmentationSelector)
-
-        box = ctk.ctkCollapsibleButton()
-        box.text = "Features and regions"
-        self.layout.addWidget(box)
-        form = qt.QFormLayout(box)
-        self.presetComboBox = qt.QComboBox()
-        for key, title in _PRESETS:
-            self.presetComboBox.addItem(title, key)
-        form.addRow("Preset:", self.presetComboBox)
-        self.presetFileEdit = ctk.ctkPathLineEdit()
-        self.presetFileEdit.filters = ctk.ctkPathLineEdit.Files
-        self.presetFileEdit.nameFilters = ["PyRadiomics parameters (*.yaml *.yml *.json)"]
-        self.presetFileEdit.settingKey = "HRpQCTRadiomics/PresetFile"
-        form.addRow("Parameter file:", self.presetFileEdit)
-
-        grid = qt.QGridLayout()
-        codes = list(RADIOMICS_REGIONS)
-        for i, code in enumerate(codes):
-            check = qt.QCheckBox(f"{code}  {region(code).name}")
-            self.regionCheckBoxes[code] = check
-            grid.addWidget(check, i // 2, i % 2)
-        for j, (code, title) in enumerate(_EXTRA_REGIONS):
-            check = qt.QCheckBox(f"{code}  {title}")
-            self.regionCheckBoxes[code] = check
-            grid.addWidget(check, (len(codes) + j) // 2, (len(codes) + j) % 2)
-        form.addRow("Regions:", grid)
-        bands = qt.QHBoxLayout()
-        for d in RADIOMICS.ablation_distances_mm:
-            check = qt.QCheckBox(f"{d:g} mm")
-            check.setToolTip(f"Soft tissue within {d:g} mm of the tibia's outer surface "
-                             f"(region ST{d:g}mm).")
-            self.bandCheckBoxes[float(d)] = check
-            bands.addWidget(check)
-        form.addRow("Soft tissue near the tibia:", bands)
-        stats = qt.QHBoxLayout()
-        for key, title in _STATS:
-            check = qt.QCheckBox(title)
-            self.statCheckBoxes[key] = check
-            stats.addWidget(check)
-        form.addRow("Per-scan statistics:", stats)
-        self.slicesEdit = qt.QLineEdit()
-        self.slicesEdit.placeholderText = "all (or e.g. 0:168:8 for a quick look)"
-        form.addRow("Slices:", self.slicesEdit)
-
-        box = ctk.ctkCollapsibleButton()
-        box.text = "Outputs"
-        self.layout.addWidget(box)
-        form = qt.QFormLayout(box)
-        self.outputFileEdit = ctk.ctkPathLineEdit()
-        self.outputFileEdit.filters = ctk.ctkPathLineEdit.Files | ctk.ctkPathLineEdit.Writable
-        self.outputFileEdit.nameFilters = ["Tables (*.csv *.parquet)"]
-        self.outputFileEdit.settingKey = "HRpQCTRadiomics/OutputFile"
-        self.outputFileEdit.setToolTip("Slice-level table (.csv or .parquet); the per-scan table "
-                                       "goes next to it as <name>.patient.<ext>. Empty: a new "
-                                       "temporary folder.")
-        form.addRow("Feature file:", self.outputFileEdit)
-        self.outputTableSelector = slicer.qMRMLNodeComboBox()
-        self.outputTableSelector.nodeTypes = ["vtkMRMLTableNode"]
-        self.outputTableSelector.addEnabled = True
-        self.outputTableSelector.removeEnabled = True
-        self.outputTableSelector.renameEnabled = True
-        self.outputTableSelector.noneEnabled = True
-        self.outputTableSelector.noneDisplay = "Create new table"
-        self.outputTableSelector.selectNodeUponCreation = True
-        self.outputTableSelector.setMRMLScene(slicer.mrmlScene)
-        form.addRow("Output table:", self.outputTableSelector)
-
-        buttons = qt.QHBoxLayout()
-        self.applyButton = qt.QPushButton("Apply")
-        self.cancelButton = qt.QPushButton("Cancel")
-        self.cancelButton.enabled = False
-        buttons.addWidget(self.applyButton)
-        buttons.addWidget(self.cancelButton)
-        form.addRow(buttons)
-        self.progressBar = qt.QProgressBar()
-        self.progressBar.setRange(0, 1000)
-        self.progressBar.visible = False
-        form.addRow(self.progressBar)
-        self.statusLabel = qt.QLabel("")
-        self.statusLabel.wordWrap = True
-        form.addRow(self.statusLabel)
+        # the panel: Resources/UI/HRpQCTRadiomics.ui (the scan, segmentation, output table and
+        # slices are bound by connectGui through their SlicerParameterName)
+        self.setupUI()
+        # what the .ui cannot hold: choices from hrpqct.regions / hrpqct.method, and bindings
+        # the wrapper has no connector for (items with data, str paths, check-box groups)
+        self.bindComboData("preset", self.presetComboBox, _PRESETS)
+        self.bindPath("preset_file", self.presetFileEdit)
+        self.bindPath("output_file", self.outputFileEdit)
+        regions = [(c, f"{c}  {region(c).name}") for c in RADIOMICS_REGIONS] + list(_EXTRA_REGIONS)
+        self.regionCheckBoxes = self._checkBoxes(self.regionsWidget, regions, columns=2)
+        self.bandCheckBoxes = self._checkBoxes(
+            self.bandsWidget, [(float(d), f"{d:g} mm") for d in RADIOMICS.ablation_distances_mm])
+        self.statCheckBoxes = self._checkBoxes(self.statsWidget, _STATS)
+        self.bindCheckGroup("regions", self.regionCheckBoxes)
+        self.bindCheckGroup("band_distances_mm", self.bandCheckBoxes)
+        self.bindCheckGroup("stats", self.statCheckBoxes)
         self.layout.addStretch(1)
-
-        for selector in (self.inputVolumeSelector, self.inputSegmentationSelector,
-                         self.outputTableSelector):
-            selector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateParameterNodeFromGUI)
-        self.presetComboBox.connect("currentIndexChanged(int)", self.updateParameterNodeFromGUI)
-        for path in (self.presetFileEdit, self.outputFileEdit):
-            path.connect("currentPathChanged(QString)", self.updateParameterNodeFromGUI)
-        for check in (*self.regionCheckBoxes.values(), *self.bandCheckBoxes.values(),
-                      *self.statCheckBoxes.values()):
-            check.connect("toggled(bool)", self.updateParameterNodeFromGUI)
-        self.slicesEdit.connect("textChanged(QString)", self.updateParameterNodeFromGUI)
         self.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.cancelButton.connect("clicked(bool)", self.onCancelButton)
-
         self.setupPlumbing()
+
+    @staticmethod
+    def _checkBoxes(container, items, columns=0):
+        """One check box per ``(value, title)`` in ``container``'s layout (a grid of
+        ``columns`` columns, else a row); returns ``{value: box}``."""
+        boxes = {}
+        for i, (value, title) in enumerate(items):
+            box = qt.QCheckBox(title)
+            if columns:
+                container.layout().addWidget(box, i // columns, i % columns)
+            else:
+                container.layout().addWidget(box)
+            boxes[value] = box
+        return boxes
 
     # --- parameter node <-> controls --------------------------------------------------------------
     def defaultInputs(self, p):
@@ -231,20 +132,7 @@ class HRpQCTRadiomicsWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget,
         return changed
 
     def showParameters(self, p):
-        self.inputVolumeSelector.setCurrentNode(p.input_volume)
-        self.inputSegmentationSelector.setCurrentNode(p.input_segmentation)
-        self.outputTableSelector.setCurrentNode(p.output_table)
-        select_data(self.presetComboBox, p.preset)
-        self.presetFileEdit.currentPath = p.preset_file
         self.presetFileEdit.enabled = p.preset == "file"
-        for code, check in self.regionCheckBoxes.items():
-            check.checked = code in p.regions
-        for d, check in self.bandCheckBoxes.items():
-            check.checked = any(abs(d - float(x)) < 1e-9 for x in p.band_distances_mm)
-        for key, check in self.statCheckBoxes.items():
-            check.checked = key in p.stats
-        self.slicesEdit.text = p.slices
-        self.outputFileEdit.currentPath = p.output_file
 
     def updateButtons(self, p):
         running = self.running
@@ -254,22 +142,6 @@ class HRpQCTRadiomicsWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget,
                                     else "Choose the input volume and its segmentation.")
         self.cancelButton.enabled = running
 
-    def parametersFromGUI(self):
-        index = self.presetComboBox.currentIndex
-        return P.RadiomicsParameters(
-            input_volume=self.inputVolumeSelector.currentNode(),
-            input_segmentation=self.inputSegmentationSelector.currentNode(),
-            output_table=self.outputTableSelector.currentNode(),
-            preset=self.presetComboBox.itemData(index) if index >= 0 else "paper",
-            preset_file=str(self.presetFileEdit.currentPath or ""),
-            regions=tuple(c for c, check in self.regionCheckBoxes.items() if check.checked),
-            band_distances_mm=tuple(d for d, check in self.bandCheckBoxes.items()
-                                    if check.checked),
-            stats=tuple(k for k, check in self.statCheckBoxes.items() if check.checked),
-            output_file=str(self.outputFileEdit.currentPath or ""),
-            slices=str(self.slicesEdit.text or ""),
-        )
-
     # --- running --------------------------------------------------------------------------------
     def onApplyButton(self, checked=False):
         self.startTask(lambda: self.logic.startRadiomics(self.logic.getParameters()),
@@ -277,6 +149,7 @@ class HRpQCTRadiomicsWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget,
 
     def onTaskSucceeded(self, task):
         results = self.logic.finishRadiomics(task)
+        self.showWarnings(results.warnings, "Radiomics")
         self.statusLabel.text = (f"Done: table {results.table.GetName()!r}; files "
                                  f"{results.slice_file} and {results.patient_file}")
         self._showTable(results.table)
@@ -291,9 +164,7 @@ class HRpQCTRadiomicsWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget,
         slicer.app.applicationLogic().PropagateTableSelection()
 
 
-#
-# HRpQCTRadiomicsLogic
-#
+# --- HRpQCTRadiomicsLogic ------------------------------------------------------------------------
 class HRpQCTRadiomicsLogic(ModuleLogicMixin, ScriptedLoadableModuleLogic):
     """Everything the module does, callable from the Python console without the widget."""
 
@@ -360,15 +231,12 @@ class HRpQCTRadiomicsLogic(ModuleLogicMixin, ScriptedLoadableModuleLogic):
         return results.table
 
 
-#
-# HRpQCTRadiomicsTest
-#
+# --- HRpQCTRadiomicsTest -------------------------------------------------------------------------
 class HRpQCTRadiomicsTest(ScriptedLoadableModuleTest):
     """Slicer's self-test ("Reload and Test", the SelfTests module, the ExtensionsIndex CI):
     PyRadiomics features of one region and slice of a small synthetic scan, from its exact
     seven-region segmentation, through the background worker. The same function
-    (:func:`hrpqct_slicer.selftest.run_selftest`) runs in the project's test suite on slicer-
-    core."""
+    (:func:`hrpqct_slicer.selftest.run_selftest`) runs in the project's test suite."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -378,13 +246,6 @@ class HRpQCTRadiomicsTest(ScriptedLoadableModuleTest):
         self.test_HRpQCTRadiomics_selftest()
 
     def test_HRpQCTRadiomics_selftest(self):
-        from hrpqct_slicer.selftest import SELFTEST_STEPS, run_selftest  # noqa: F401
-
-        HRpQCTRadiomicsLogic().ensureDependencies(("core", "radiomics"))
-        result = run_selftest(slicer.mrmlScene, slicer.modules.segmentations.logic(),
-                              steps=("radiomics",), say=self.delayDisplay)
-        for step, text in result.done.items():
-            self.delayDisplay(f"{step}: {text}")
-        for step, why in result.skipped.items():
-            self.delayDisplay(f"{step} skipped: {why}")
+        result = run_module_selftest(self, HRpQCTRadiomicsLogic(), ("core", "radiomics"),
+                                     ("radiomics",))
         self.assertTrue(result.done)

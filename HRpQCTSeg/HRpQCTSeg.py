@@ -7,61 +7,39 @@ region summary and the per-slice confidence; lists the least confident slices an
 slice views there; re-applies the topology rules and the soft-tissue split to an annotator's
 corrections ("Refine"); and exports corrected masks as a training case ("Export for training").
 
-The widget is thin: it maps controls to :class:`hrpqct_slicer.params.SegmentationParameters`
-(mirrored to the module's parameter node) and calls :class:`HRpQCTSegLogic`, which calls the
-``hrpqct_slicer`` bridge (tested headless on the MRML library); see docs/slicer-extension.md
-for what has and has not been run inside a real Slicer.
+The panel is ``Resources/UI/HRpQCTSeg.ui``, bound by ``slicer.parameterNodeWrapper``'s
+``connectGui`` to :class:`hrpqct_slicer.params.SegmentationParameters`; a result's input
+warnings are shown in it. :class:`HRpQCTSegLogic` calls the ``hrpqct_slicer`` bridge (tested
+headless); docs/slicer-extension.md says what has not yet run inside a real Slicer.
 
-Python console::
-
-    import HRpQCTSeg
-    logic = HRpQCTSeg.HRpQCTSegLogic()
-    seg = logic.segment(volumeNode, model="demo-synthetic", device="cpu")
-    logic.refine(seg, volumeNode)                     # after correcting in Segment Editor
-    logic.exportForTraining(seg, volumeNode, "/data/hrpqct-train", "case01")
+Console examples: README.md, "3D Slicer".
 """
 
 import logging
 
-
 import slicer
-from slicer.ScriptedLoadableModule import (
-    ScriptedLoadableModule,
-    ScriptedLoadableModuleLogic,
-    ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
-)
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
 from hrpqct_slicer import params as P
-from hrpqct_slicer.module_base import (
-    ModuleLogicMixin,
-    ModuleWidgetMixin,
-    current_data,
-    first_scan,
-    select_data,
-)
+from hrpqct_slicer.module_base import (ModuleLogicMixin, ModuleWidgetMixin, describe_module,
+                                       first_scan, run_module_selftest)
 
 GUI_STATUS = "built; tested against a stub of Slicer's Qt API, not yet run in a real Slicer"
 
-_REFINE_CHOICES = (("", "Both: topology rules and soft-tissue split"),
-                   ("split", "Soft-tissue split only"),
-                   ("topology", "Topology rules only"))
+_REFINE_CHOICES = (("Both: topology rules and soft-tissue split", ""),  # (title, value)
+                   ("Soft-tissue split only", "split"),
+                   ("Topology rules only", "topology"))
 
 
-#
-# HRpQCTSeg
-#
+# --- HRpQCTSeg -----------------------------------------------------------------------------------
 class HRpQCTSeg(ScriptedLoadableModule):
     """Module description; loads the HRpQCT terminology once Slicer has started."""
 
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "HRpQCT Segmentation"
-        self.parent.categories = ["HRpQCT"]
-        self.parent.dependencies = ["Segmentations", "Terminologies"]
-        self.parent.contributors = ["HRpQCT developers"]
-        self.parent.helpText = (
+        describe_module(self.parent, "HRpQCT Segmentation", (
             "<p>Segments an HR-pQCT scan of the distal tibia into seven regions: tibia and fibula"
             " cortical and trabecular bone, skin, myotendinous and adipose tissue (SegFormer, "
             "topology rules, soft-tissue split).</p><p>Choose the scan and a model, press "
@@ -74,13 +52,7 @@ class HRpQCTSeg(ScriptedLoadableModule):
             "transformers, ...) are installed on first use after you confirm.</p><p>Research "
             "use only. See the <a href='https://github.com/hrpqct/SlicerHRpQCT'>project "
             "page</a>.</p>"
-        )
-        self.parent.acknowledgementText = (
-            "The method follows published work on SegFormer segmentation and radiomics of HR-pQCT"
-            " scans of the distal tibia for osteoporosis assessment. Region terminology uses "
-            "DICOM PS3.16 / SNOMED CT codes, with sources in Resources/README.md of the "
-            "extension."
-        )
+        ), ["Segmentations", "Terminologies"])
         slicer.app.connect("startupCompleted()", self.loadTerminologies)
 
     def loadTerminologies(self):
@@ -93,12 +65,10 @@ class HRpQCTSeg(ScriptedLoadableModule):
             logging.warning(f"HRpQCT: terminology not loaded: {exc}")
 
 
-#
-# HRpQCTSegWidget
-#
+# --- HRpQCTSegWidget -----------------------------------------------------------------------------
 class HRpQCTSegWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Controls <-> parameter node; buttons call :class:`HRpQCTSegLogic`. The parameter node,
-    the background task and scene handling are :class:`hrpqct_slicer.module_base.ModuleWidgetMixin`."""
+    """The panel; its buttons call :class:`HRpQCTSegLogic`. Parameter node, background task,
+    warnings and scene handling: :class:`hrpqct_slicer.module_base.ModuleWidgetMixin`."""
 
     TASK_TITLE = "Segmentation"
 
@@ -107,44 +77,22 @@ class HRpQCTSegWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObserv
         VTKObservationMixin.__init__(self)
         self.initWidget()
         self._results = None
-        self._cancelRequested = False
 
     # --- building -------------------------------------------------------------------------------
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
         self.logic = HRpQCTSegLogic()
-
-        # the panel: Resources/UI/HRpQCTSeg.ui; its widgets become attributes of the widget
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/HRpQCTSeg.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        for name, child in vars(self.ui).items():
-            setattr(self, name, child)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-        # what the .ui file cannot hold: the catalogue's models and the choices
-        for entry in self.logic.models():
-            title = entry.title + ("" if entry.installed else " (not installed)")
-            self.modelComboBox.addItem(title, entry.id)
-        for device in P.DEVICES:
-            self.deviceComboBox.addItem(device, device)
-        for key, title in _REFINE_CHOICES:
-            self.refineOnlyComboBox.addItem(title, key)
-        self.progressBar.visible = False
+        # the panel: Resources/UI/HRpQCTSeg.ui; its widgets become attributes of the widget;
+        # the controls naming a parameter (SlicerParameterName) are bound by connectGui
+        self.setupUI()
+        # bound here: what the wrapper has no connector for (items with data, str paths)
+        self.bindComboData("model", self.modelComboBox,
+                           [(m.title + ("" if m.installed else " (not installed)"), m.id)
+                            for m in self.logic.models()], default=self.logic.defaultModel())
+        self.bindComboData("refine_only", self.refineOnlyComboBox, _REFINE_CHOICES)
+        self.bindPath("output_folder", self.outputFolderEdit)
+        self.bindPath("export_folder", self.exportFolderEdit)
         self.layout.addStretch(1)
-
-        # connections: controls -> parameter node
-        for selector in (self.inputVolumeSelector, self.outputSegmentationSelector):
-            selector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateParameterNodeFromGUI)
-        for combo in (self.modelComboBox, self.deviceComboBox, self.refineOnlyComboBox):
-            combo.connect("currentIndexChanged(int)", self.updateParameterNodeFromGUI)
-        for check in (self.fastCpuCheckBox, self.keepEditsCheckBox):
-            check.connect("toggled(bool)", self.updateParameterNodeFromGUI)
-        for spin in (self.batchSizeSpinBox, self.reviewSlicesSpinBox):
-            spin.connect("valueChanged(int)", self.updateParameterNodeFromGUI)
-        for path in (self.outputFolderEdit, self.exportFolderEdit):
-            path.connect("currentPathChanged(QString)", self.updateParameterNodeFromGUI)
-        for edit in (self.caseIdEdit, self.subjectIdEdit, self.annotatorEdit):
-            edit.connect("textChanged(QString)", self.updateParameterNodeFromGUI)
         # actions
         self.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.cancelButton.connect("clicked(bool)", self.onCancelButton)
@@ -152,61 +100,23 @@ class HRpQCTSegWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObserv
         self.editButton.connect("clicked(bool)", self.onEditButton)
         self.refineButton.connect("clicked(bool)", self.onRefineButton)
         self.exportButton.connect("clicked(bool)", self.onExportButton)
-
         self.setupPlumbing()
 
-    # --- parameter node <-> controls --------------------------------------------------------------
     def defaultInputs(self, p):
         if p.input_volume is None:
             p.input_volume = first_scan(slicer.mrmlScene)
             return p.input_volume is not None
         return False
 
-    def showParameters(self, p):
-        self.inputVolumeSelector.setCurrentNode(p.input_volume)
-        self.outputSegmentationSelector.setCurrentNode(p.output_segmentation)
-        select_data(self.modelComboBox, p.model or self.logic.defaultModel())
-        select_data(self.deviceComboBox, p.device)
-        self.fastCpuCheckBox.checked = p.fast_cpu
-        self.batchSizeSpinBox.value = p.batch_size
-        self.outputFolderEdit.currentPath = p.output_folder
-        self.reviewSlicesSpinBox.value = p.review_slices
-        select_data(self.refineOnlyComboBox, p.refine_only)
-        self.keepEditsCheckBox.checked = p.keep_edits
-        self.exportFolderEdit.currentPath = p.export_folder
-        self.caseIdEdit.text = p.case_id
-        self.subjectIdEdit.text = p.subject_id
-        self.annotatorEdit.text = p.annotator
-
-    def parametersFromGUI(self):
-        return P.SegmentationParameters(
-            input_volume=self.inputVolumeSelector.currentNode(),
-            output_segmentation=self.outputSegmentationSelector.currentNode(),
-            model=current_data(self.modelComboBox) or "",
-            device=current_data(self.deviceComboBox) or "auto",
-            fast_cpu=bool(self.fastCpuCheckBox.checked),
-            batch_size=int(self.batchSizeSpinBox.value),
-            output_folder=str(self.outputFolderEdit.currentPath or ""),
-            review_slices=int(self.reviewSlicesSpinBox.value),
-            refine_only=current_data(self.refineOnlyComboBox) or "",
-            keep_edits=bool(self.keepEditsCheckBox.checked),
-            export_folder=str(self.exportFolderEdit.currentPath or ""),
-            case_id=str(self.caseIdEdit.text or ""),
-            subject_id=str(self.subjectIdEdit.text or ""),
-            annotator=str(self.annotatorEdit.text or ""),
-        )
-
     def updateButtons(self, p):
-        running = self.running
-        haveSeg = p.output_segmentation is not None and p.input_volume is not None
-        self.applyButton.enabled = (not running) and p.input_volume is not None
+        idle, haveSeg = not self.running, None not in (p.output_segmentation, p.input_volume)
+        self.applyButton.enabled = idle and p.input_volume is not None
         self.applyButton.toolTip = ("Segment the input volume in a background process."
                                     if p.input_volume is not None else "Choose an input volume.")
-        self.cancelButton.enabled = running
-        self.refineButton.enabled = (not running) and haveSeg
+        self.cancelButton.enabled = not idle
+        self.refineButton.enabled = idle and haveSeg
         self.editButton.enabled = haveSeg
-        self.exportButton.enabled = (not running) and haveSeg and bool(p.export_folder) and bool(
-            p.case_id)
+        self.exportButton.enabled = idle and haveSeg and bool(p.export_folder and p.case_id)
 
     # --- segmentation ---------------------------------------------------------------------------
     def onApplyButton(self, checked=False):
@@ -218,6 +128,7 @@ class HRpQCTSegWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObserv
         self._showResults(self._results)
 
     def _showResults(self, results):
+        self.showWarnings(results.warnings, "Segmentation")
         p = self.logic.getParameters()
         slicer.util.setSliceViewerLayers(background=p.input_volume, fit=True)
         self.leastConfidentList.clear()
@@ -246,29 +157,16 @@ class HRpQCTSegWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObserv
     # --- refine and export ----------------------------------------------------------------------
     def onRefineButton(self, checked=False):
         p = self.logic.getParameters()
-        self._cancelRequested = False
-        self.progressBar.visible = True
-        self.cancelButton.enabled = True
-        from hrpqct.errors import Cancelled
-
-        try:
-            with slicer.util.tryWithErrorDisplay("Refine failed.", waitCursor=True):
-                self.logic.ensureDependencies(("core",))
-                try:
-                    result = self.logic.refine(p.output_segmentation, p.input_volume,
-                                               only=p.refine_only or None,
-                                               keepEdits=p.keep_edits,
-                                               progress=self.inProcessProgress)
-                except Cancelled:
-                    self.statusLabel.text = "Refine cancelled; the segmentation is unchanged."
-                    return
-                self.statusLabel.text = (f"Refined: {result.changed_class_voxels} voxels changed "
-                                         "between bone, soft tissue and background"
-                                         + (f", {result.changed_voxels} changed label"
-                                            if result.changed_voxels >= 0 else ""))
-        finally:
-            self.progressBar.visible = False
-            self.updateButtons(self.logic.getParameters())
+        result = self.runInProcess("Refine failed.", lambda progress: self.logic.refine(
+            p.output_segmentation, p.input_volume, only=p.refine_only or None,
+            keepEdits=p.keep_edits, progress=progress),
+            cancelled="Refine cancelled; the segmentation is unchanged.")
+        if result is not None:
+            self.showWarnings(result.warnings, "Refine")
+            self.statusLabel.text = (f"Refined: {result.changed_class_voxels} voxels changed "
+                                     "between bone, soft tissue and background"
+                                     + (f", {result.changed_voxels} changed label"
+                                        if result.changed_voxels >= 0 else ""))
 
     def onExportButton(self, checked=False):
         p = self.logic.getParameters()
@@ -280,14 +178,10 @@ class HRpQCTSegWidget(ModuleWidgetMixin, ScriptedLoadableModuleWidget, VTKObserv
             self.statusLabel.text = f"Exported {case.case_id} to {case.folder} ({case.manifest})"
 
 
-#
-# HRpQCTSegLogic
-#
+# --- HRpQCTSegLogic ------------------------------------------------------------------------------
 class HRpQCTSegLogic(ModuleLogicMixin, ScriptedLoadableModuleLogic):
-    """Everything the module does, callable from the Python console without the widget.
-
-    ``scene`` and ``segmentationsLogic`` default to Slicer's (``slicer.mrmlScene``,
-    ``slicer.modules.segmentations.logic()``); pass them to use another scene.
+    """Everything the module does, callable from the Python console without the widget;
+    ``scene`` and ``segmentationsLogic`` default to Slicer's (pass others to use another scene).
     """
 
     PARAMETERS = P.SegmentationParameters
@@ -305,16 +199,13 @@ class HRpQCTSegLogic(ModuleLogicMixin, ScriptedLoadableModuleLogic):
 
         from hrpqct.seg.model import catalog
 
-        out = []
-        for e in catalog():
-            path = e.path()
-            out.append(SimpleNamespace(id=e.id, title=e.title, default=e.default,
-                                       installed=bool(path is not None and path.is_dir()),
-                                       entry=e))
-        return out
+        return [SimpleNamespace(id=e.id, title=e.title, default=e.default, entry=e,
+                                installed=bool(e.path() is not None and e.path().is_dir()))
+                for e in catalog()]
 
     def defaultModel(self):
         return next((m.id for m in self.models() if m.default), "")
+
 
     # segmentation
     def startSegmentation(self, parameters):
@@ -387,26 +278,21 @@ class HRpQCTSegLogic(ModuleLogicMixin, ScriptedLoadableModuleLogic):
         """Add the corrected case to a training folder for ``hrpqct train-seg``."""
         from hrpqct_slicer.seg_logic import export_for_training
 
-        if segmentationNode is None or volumeNode is None:
-            raise ValueError("choose the input volume and the corrected segmentation")
-        if not folder or not caseId:
-            raise ValueError("choose a training folder and a case id")
+        if segmentationNode is None or volumeNode is None or not folder or not caseId:
+            raise ValueError("choose the input volume, the corrected segmentation, a training "
+                             "folder and a case id")
         return export_for_training(self.scene, self.segmentationsLogic, segmentationNode,
                                    volumeNode, folder, caseId, subject_id=subjectId,
                                    annotator=annotator,
                                    assume_unit=self.getParameters().assume_unit)
 
 
-#
-# HRpQCTSegTest
-#
+# --- HRpQCTSegTest -------------------------------------------------------------------------------
 class HRpQCTSegTest(ScriptedLoadableModuleTest):
-    """Slicer's self-test ("Reload and Test", the SelfTests module, the ExtensionsIndex CI): the whole
-    extension's logic on a small synthetic scan: segment (bundled demo model, background
-    process) -> correct a slice programmatically -> refine -> radiomics -> classify (when the
-    classification logic is installed). The same function
-    (:func:`hrpqct_slicer.selftest.run_selftest`) runs in the project's test suite on slicer-
-    core."""
+    """Slicer's self-test ("Reload and Test", the SelfTests module, the ExtensionsIndex CI): the
+    extension's logic on a small synthetic scan: segment (bundled demo model, background process)
+    -> correct a slice programmatically -> refine -> radiomics -> classify
+    (:func:`hrpqct_slicer.selftest.run_selftest`, which also runs in the project's test suite)."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -416,13 +302,8 @@ class HRpQCTSegTest(ScriptedLoadableModuleTest):
         self.test_HRpQCTSeg_selftest()
 
     def test_HRpQCTSeg_selftest(self):
-        from hrpqct_slicer.selftest import SELFTEST_STEPS, run_selftest  # noqa: F401
+        from hrpqct_slicer.selftest import SELFTEST_STEPS
 
-        HRpQCTSegLogic().ensureDependencies(("core", "seg", "radiomics"))
-        result = run_selftest(slicer.mrmlScene, slicer.modules.segmentations.logic(),
-                              steps=SELFTEST_STEPS, say=self.delayDisplay)
-        for step, text in result.done.items():
-            self.delayDisplay(f"{step}: {text}")
-        for step, why in result.skipped.items():
-            self.delayDisplay(f"{step} skipped: {why}")
+        result = run_module_selftest(self, HRpQCTSegLogic(), ("core", "seg", "radiomics"),
+                                     SELFTEST_STEPS)
         self.assertTrue(result.done)

@@ -11,13 +11,16 @@ FC, FT, MT, AT on every slice), the ``paper`` preset (939 features per region):
    against plain PyRadiomics (max relative difference over all values).
 2. the whole-scan time of a full-size scan (168 slices of 2304 px, cropped to the limb as
    ``hrpqct radiomics`` does), measured on a few slices and scaled (``--scan-measure``).
-3. the cohort runner (``run_cohort``) on scans made of such slices, 2 worker processes vs 1
+3. ``--part profile``: where the engine's time goes on one slice, CPU seconds by step (filters,
+   discretisation + texture matrices, matrix post-processing, feature formulas, shape) and by
+   filtered image and feature class, from timers around the engine's steps.
+4. the cohort runner (``run_cohort``) on scans made of such slices, 2 worker processes vs 1
    (target: 1.8x or more; the machine's other load is printed, since it shares the cores).
 
     .venv/bin/python bench/bench_radiomics.py                   # 800 x 800 slices
     .venv/bin/python bench/bench_radiomics.py --size 1600 --spacing 0.0607 --slices 1
-    .venv/bin/python bench/bench_radiomics.py --part engine     # or --part scan / cohort
-    taskset -c 0 .venv/bin/python bench/bench_radiomics.py --part engine   # pinned to one core
+    .venv/bin/python bench/bench_radiomics.py --part engine     # or --part scan / profile / cohort
+    taskset -c 1 nice .venv/bin/python bench/bench_radiomics.py --part engine --slices 3  # one core
 """
 
 from __future__ import annotations
@@ -127,6 +130,100 @@ def bench_scan(args) -> None:
           f"process waited for a core); {load()}")
 
 
+def bench_profile(args) -> None:
+    """CPU time of the engine's steps on one slice (timers around them; the engine warmed up).
+
+    The steps are timed by wrapping, for this process only, ``MultiRegionExtractor._filtered``
+    (the filters), ``fast.FastImage`` (discretisation and texture matrices), ``_prepare_region``
+    (shape, masks) and, per feature class, the object set-up, ``_initCalculation`` (matrix
+    post-processing and coefficients) and the feature formulas."""
+    import collections
+
+    from hrpqct.radiomics import engine as eng_mod
+    from hrpqct.radiomics import fast as fastpath
+    from hrpqct.radiomics.engine import MultiRegionExtractor
+    from hrpqct.radiomics.synthetic import synthetic_slice
+    from hrpqct.regions import RADIOMICS_REGIONS, region
+
+    clock = time.process_time
+    acc: collections.Counter = collections.Counter()
+    cls_ = MultiRegionExtractor
+
+    def fast_region(self, reg, fi, k, type_name, kwargs, enabled, classes, standin):
+        feats = reg.result.features
+        for cls_name, feature_names in enabled:
+            t0 = clock()
+            cls = fastpath.fast_class(classes[cls_name], cls_name)
+            obj = self._fast_object(cls, cls_name, feature_names, type_name, kwargs, standin,
+                                    reg, fi.bins[k])
+            obj._shared_raw, obj._shared_values = fi.raw[k], fi.values[k]
+            obj._shared_extremes = fi.extremes[k]
+            t1 = clock()
+            obj._initCalculation()
+            t2 = clock()
+            obj._initCalculation = lambda *a: None  # done: time the formulas alone
+            obj._calculateSegment()
+            t3 = clock()
+            for f, v in obj.featureValues.items():
+                feats[f"{type_name}_{cls_name}_{f}"] = v
+            acc["feature classes: object set-up"] += t1 - t0
+            acc["matrix post-processing + coefficients"] += t2 - t1
+            acc["feature formulas"] += t3 - t2
+            acc[f"  formulas, class {cls_name}"] += t3 - t2
+            acc[f"  image {type_name} (set-up + post-processing + formulas)"] += t3 - t0
+
+    def timed(name, fn):
+        def wrapper(*a, **kw):
+            t = clock()
+            try:
+                return fn(*a, **kw)
+            finally:
+                acc[name] += clock() - t
+        return wrapper
+
+    def timed_gen(name, fn):
+        def wrapper(*a, **kw):
+            gen = fn(*a, **kw)
+            while True:
+                t = clock()
+                try:
+                    item = next(gen)
+                except StopIteration:
+                    return
+                finally:
+                    acc[name] += clock() - t
+                yield item
+        return wrapper
+
+    saved = (cls_._fast_region, cls_._filtered, cls_._prepare_region, fastpath.FastImage.__init__)
+    cls_._fast_region = fast_region
+    cls_._filtered = timed_gen("filters (PyRadiomics' functions)", saved[1])
+    cls_._prepare_region = timed("shape (PyRadiomics' C) + masks", saved[2])
+    fastpath.FastImage.__init__ = timed("discretisation + texture matrices (compiled)", saved[3])
+    try:
+        sp = (args.spacing, args.spacing)
+        engine = MultiRegionExtractor("paper")
+        img, lab = synthetic_slice(args.size, args.spacing, seed=0)
+        masks = {c: lab == region(c).label for c in RADIOMICS_REGIONS}
+        engine.execute(img, masks, sp)  # warm-up
+        acc.clear()
+        n = max(args.slices, 1)
+        t = clock()
+        for _ in range(n):
+            engine.execute(img, masks, sp)
+        total = (clock() - t) / n
+    finally:
+        (cls_._fast_region, cls_._filtered, cls_._prepare_region,
+         fastpath.FastImage.__init__) = saved
+    print(f"== where the engine's time goes: one {args.size} x {args.size} px slice, six regions, "
+          f"paper preset, CPU s/slice (mean of {n}; with the timers); {cpu_note()}")
+    print(f"  total {total:.3f}")
+    for name, v in sorted(acc.items(), key=lambda kv: (kv[0].startswith("  "), -kv[1])):
+        print(f"  {name:58s} {v / n:.3f}  ({100 * v / n / total:4.1f} %)")
+    rest = total - sum(v for k, v in acc.items() if not k.startswith("  ")) / n
+    print(f"  {'rest (region checks, stand-ins, Python)':58s} {rest:.3f}")
+
+
 def make_cohort(folder: Path, args) -> Path:
     import pandas as pd
 
@@ -194,12 +291,14 @@ def main() -> None:
     ap.add_argument("--scan-size", type=int, default=2304, help="slice side of the whole-scan part")
     ap.add_argument("--scan-measure", type=int, default=3,
                     help="slices measured in the whole-scan part (scaled to 168)")
-    ap.add_argument("--part", choices=("all", "engine", "scan", "cohort"), default="all")
+    ap.add_argument("--part", choices=("all", "engine", "scan", "profile", "cohort"), default="all")
     args = ap.parse_args()
     if args.part in ("all", "engine"):
         bench_engine(args)
     if args.part in ("all", "scan"):
         bench_scan(args)
+    if args.part == "profile":
+        bench_profile(args)
     if args.part in ("all", "cohort"):
         bench_cohort(args)
 

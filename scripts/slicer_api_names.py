@@ -1,6 +1,7 @@
 """Generate Testing/Python/fakes/slicer_api.json: the API names real Slicer has, from its source.
 
     python scripts/slicer_api_names.py SLICER_GIT_DIR CTK_GIT_DIR [OUT]
+    python scripts/slicer_api_names.py --parameter-node-wrapper SLICER_GIT_DIR [OUT]
 
 SLICER_GIT_DIR / CTK_GIT_DIR are git directories (bare mirrors are fine) of
 github.com/Slicer/Slicer and github.com/commontk/CTK; the files are read with ``git show`` at
@@ -291,6 +292,87 @@ def python_api(text: str) -> dict:
     return out
 
 
+PNW_DIR = "Base/Python/slicer/parameterNodeWrapper"
+
+
+def _attr_names(node) -> list[str]:
+    """``qt.X`` / ``ctk.X`` / ``slicer.X`` / ``pathlib.X`` / ``validators.X`` under ``node``."""
+    import ast
+
+    return sorted({f"{n.value.id}.{n.attr}" for n in ast.walk(node)
+                   if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+                   and n.value.id in ("qt", "ctk", "slicer", "pathlib", "validators", "enum")})
+
+
+def parameter_node_wrapper_api(slicer: Path, tag: str) -> dict:
+    """What ``slicer.parameterNodeWrapper`` has in release ``tag``, read from its package:
+
+    * ``exports``: every name ``from slicer.parameterNodeWrapper import ...`` gives (the
+      ``__all__`` of each submodule star-imported by ``__init__.py``, plus its named imports);
+    * ``classes``: per exported class, its methods and the parameters of ``__init__``;
+    * ``wrapper_members``: what ``@parameterNodeWrapper`` adds to a class (``checkedSetAttr``
+      names in ``wrapper.py``, plus ``__init__(parameterNode, prefix)``);
+    * ``connectors``: per ``@parameterNodeGuiConnector`` class, the widget classes and data
+      types its ``canRepresent`` names, the signal its ``_connect`` uses, and the annotations
+      (``validators.X``, ``Decimals``...) its constructor reads.
+    """
+    import ast
+
+    files = [f for f in list_files(slicer, tag, PNW_DIR) if f.endswith(".py")]
+    trees = {Path(f).stem: ast.parse(git(slicer, "show", f"{tag}:{f}")) for f in files}
+    exports: set = set()
+    for node in trees["__init__"].body:
+        if isinstance(node, ast.ImportFrom):
+            sub = (node.module or "").lstrip(".")
+            for a in node.names:
+                if a.name != "*":
+                    exports.add(a.asname or a.name)
+                elif sub in trees:
+                    for n in trees[sub].body:
+                        if isinstance(n, ast.Assign) and any(
+                                isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets):
+                            exports |= {e.value for e in n.value.elts}
+    classes, connectors = {}, {}
+    for stem, tree in trees.items():
+        for node in tree.body:
+            if not isinstance(node, ast.ClassDef):
+                continue
+            methods = {f.name: f for f in node.body if isinstance(f, ast.FunctionDef)}
+            if node.name in exports:
+                init = methods.get("__init__")
+                classes[node.name] = {
+                    "file": f"Slicer {tag}: {PNW_DIR}/{stem}.py",
+                    "methods": sorted(m for m in methods if not m.startswith("_")),
+                    "init": [a.arg for a in init.args.args[1:]] if init else []}
+            decorators = {getattr(d, "id", None) for d in node.decorator_list}
+            if "parameterNodeGuiConnector" in decorators:
+                can = methods.get("canRepresent")
+                connect = methods.get("_connect")
+                signal = sorted({n.value.attr for n in ast.walk(connect)
+                                 if isinstance(n, ast.Attribute) and n.attr == "connect"
+                                 and isinstance(n.value, ast.Attribute)}) if connect else []
+                names = _attr_names(can) if can else []
+                types_ = sorted({n.id for st in can.body for n in ast.walk(st)
+                                 if isinstance(n, ast.Name)
+                                 and n.id in ("bool", "int", "float", "str", "FloatRange",
+                                              "isNodeOrUnionOfNodes")}) if can else []
+                init = methods.get("__init__")
+                annotations = sorted(
+                    {a for a in (_attr_names(init) if init else []) if a.startswith("validators.")}
+                    | ({n.id for n in ast.walk(init) if isinstance(n, ast.Name)
+                        and n.id in ("Decimals", "SingleStep", "Default")} if init else set()))
+                connectors[node.name] = {
+                    "widgets": [n for n in names if n.split(".")[0] in ("qt", "ctk", "slicer")],
+                    "types": types_ + [n for n in names if n.split(".")[0] in ("pathlib", "enum")],
+                    "signals": signal, "annotations": annotations}
+    wrapper = ast.unparse(trees["wrapper"])
+    members = sorted(set(re.findall(r"checkedSetAttr\(classtype, '(\w+)'", wrapper)))
+    return {"exports": sorted(exports), "classes": classes, "wrapper_members": members,
+            "connectors": connectors,
+            "parameter_name_property": re.search(r"SlicerParameterNamePropertyName = '(\w+)'",
+                                                 wrapper).group(1)}
+
+
 def ctk_commit(slicer: Path, tag: str) -> str:
     text = git(slicer, "show", f"{tag}:SuperBuild/External_CTK.cmake")
     return re.search(r'GIT_TAG\s*\n\s*"([0-9a-f]{40})"', text).group(1)
@@ -352,6 +434,7 @@ def release(slicer: Path, ctk: Path, tag: str) -> dict:
     return {"commit": commit, "ctk_commit": ctk_rev, "classes": classes, "qt": qt,
             "modules": module_names,
             "python": python,
+            "parameterNodeWrapper": parameter_node_wrapper_api(slicer, tag),
             "python_usage": {k: sorted(v) for k, v in py_usage.items()}}
 
 
@@ -368,5 +451,19 @@ def main(slicer_dir: str, ctk_dir: str, out: str = "Testing/Python/fakes/slicer_
         print(tag, r["commit"][:10], len(r["classes"]), "classes")
 
 
+def update_parameter_node_wrapper(slicer_dir: str,
+                                  out: str = "Testing/Python/fakes/slicer_api.json") -> None:
+    """Refresh only the ``parameterNodeWrapper`` section of an existing JSON (no CTK needed)."""
+    data = json.loads(Path(out).read_text(encoding="utf-8"))
+    for tag, r in data["releases"].items():
+        r["parameterNodeWrapper"] = parameter_node_wrapper_api(Path(slicer_dir), tag)
+        print(tag, len(r["parameterNodeWrapper"]["exports"]), "parameterNodeWrapper names")
+    Path(out).write_text(json.dumps(data, indent=None, sort_keys=True, separators=(",", ":")) + "\n",
+                         encoding="utf-8")
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    if sys.argv[1:2] == ["--parameter-node-wrapper"]:  # SLICER_GIT_DIR [OUT]
+        update_parameter_node_wrapper(*sys.argv[2:4])
+    else:
+        main(*sys.argv[1:4])

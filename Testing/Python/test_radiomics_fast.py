@@ -144,6 +144,10 @@ def test_pairwise_sum_is_numpys(n):
     for mode, ref in enumerate(refs):
         cc = 2.0 if mode == 1 else c
         assert kernels.pairwise_sum(x, mode, cc, a, b) == np.sum(ref.reshape(1, -1), 1)[0]
+    for modes, cc in (([0, 1], 2.0), ([2, 3, 4, 5, 6], c)):  # several terms, one tree walk
+        got = kernels.pairwise_sums(x, np.array(modes, np.int64), cc)
+        assert got.tolist() == [np.sum(refs[m].reshape(1, -1) if m != 1 else
+                                       ((x + cc) ** 2).reshape(1, -1), 1)[0] for m in modes]
 
 
 def test_order_statistics_and_percentiles_exact():
@@ -281,3 +285,24 @@ def test_fast_nanmean_is_numpys():
             assert np.array_equal(ours, ref) and np.shape(ours) == np.shape(ref)
     b = np.array([[1.0, np.nan, 3.0]])
     assert np.array_equal(fast._nanmean(b, 1), np.nanmean(b, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_gather_and_digitize_bins(dtype):
+    rng = np.random.default_rng(3)
+    flat = (rng.normal(0, 300, 5000)).astype(dtype)
+    idx = np.sort(rng.choice(flat.size, 700, replace=False))
+    out = np.empty(idx.size)
+    lo, hi, finite = kernels.gather(flat, idx, out)
+    ref = flat[idx]
+    assert finite and np.array_equal(out, ref.astype(np.float64))
+    assert (lo, hi) == (float(ref.min()), float(ref.max()))
+    edges = np.arange(np.floor(lo / 25) * 25, hi + 25, 25.0)
+    full, bins = np.zeros(idx.size, np.int32), np.empty(idx.size, np.int32)
+    kernels.digitize_bins(out, edges, np.arange(idx.size), full, bins)
+    assert np.array_equal(bins, np.digitize(out, edges)) and np.array_equal(full, bins)
+    if dtype is not np.int16:
+        for bad in (np.nan, np.inf, -np.inf):
+            f2 = flat.copy()
+            f2[idx[5]] = bad
+            assert not kernels.gather(f2, idx, out)[2]

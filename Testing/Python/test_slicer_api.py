@@ -11,7 +11,9 @@ Checked in both supported releases (5.10.0, the minimum, and 5.12.3):
   and not only in a form the headers mark deprecated;
 * enum values read as attributes (``slicer.mrmlScene.StartCloseEvent``, ``ctkPathLineEdit.Dirs``);
 * signal signatures passed to ``connect``;
-* the ``.ui`` files' widget classes and properties.
+* the ``.ui`` files' widget classes and properties (the ``SlicerParameterName`` dynamic
+  property, ``stdset="0"``, as the name ``slicer.parameterNodeWrapper``'s ``connectGui`` reads);
+* the names imported from ``slicer.parameterNodeWrapper``.
 
 ``python Testing/Python/test_slicer_api.py`` prints the table of docs/slicer-extension.md.
 """
@@ -115,7 +117,8 @@ def _dotted(node) -> str | None:
 
 def used_names() -> dict:
     """What the module files and hrpqct_slicer use, by kind: name -> [file:line, ...]."""
-    kinds = {k: {} for k in ("class", "module", "util", "app", "method", "enum", "signal", "base")}
+    kinds = {k: {} for k in ("class", "module", "util", "app", "method", "enum", "signal", "base",
+                             "pnw")}
 
     def add(kind, name, path, node):
         kinds[kind].setdefault(name, []).append(f"{path.relative_to(ROOT)}:{node.lineno}")
@@ -167,6 +170,9 @@ def used_names() -> dict:
             if isinstance(node, ast.ImportFrom) and node.module == "slicer.util":
                 for a in node.names:
                     add("util", a.name, path, node)
+            if isinstance(node, ast.ImportFrom) and node.module == "slicer.parameterNodeWrapper":
+                for a in node.names:
+                    add("pnw", a.name, path, node)
     return kinds
 
 
@@ -250,6 +256,13 @@ def _check(tag: str) -> tuple[list[str], dict]:
                               else "Qt signal (used in Slicer's own .ui/Python)") if ok else None
         if not ok:
             problems.append(f"signal {name} not in {tag} ({locs[0]})")
+    pnw = rel["parameterNodeWrapper"]
+    for name, locs in used["pnw"].items():
+        ok = name in pnw["exports"]
+        where[f"slicer.parameterNodeWrapper.{name}"] = (
+            f"Slicer {tag}: Base/Python/slicer/parameterNodeWrapper/" if ok else None)
+        if not ok:
+            problems.append(f"slicer.parameterNodeWrapper.{name} not in {tag} ({locs[0]})")
     for ui in UI_FILES:
         root = ET.fromstring(ui.read_text(encoding="utf-8"))
         for w in root.iter("widget"):
@@ -261,6 +274,10 @@ def _check(tag: str) -> tuple[list[str], dict]:
             where[f"{ui.name}: {cls}"] = known["files"][0]
             for prop in w.findall("property"):
                 pname = prop.get("name")
+                if prop.get("stdset") == "0" and pname == pnw["parameter_name_property"]:
+                    where[f"{ui.name}: {pname} (dynamic)"] = (
+                        f"Slicer {tag}: Base/Python/slicer/parameterNodeWrapper/wrapper.py")
+                    continue
                 if pname not in known["properties"] and pname not in rel["python_usage"][
                         "assigned"] and pname not in ("geometry", "text", "toolTip", "enabled"):
                     problems.append(f"{ui.name}: {cls}.{pname} not in {tag}")
@@ -280,6 +297,12 @@ def test_the_check_can_fail():
     assert "SetUseColumnNameAsColumnHeader" in rel["classes"]["vtkMRMLTableNode"]["deprecated"]
     assert "NoSuchMethodAnywhere" not in _method_index("v5.12.3")
     assert "currentNodeChanged(vtkMRMLNode*)" in rel["classes"]["qMRMLNodeComboBox"]["signals"]
+    pnw = rel["parameterNodeWrapper"]
+    assert {"parameterNodeWrapper", "Choice", "WithinRange"} <= set(pnw["exports"])
+    assert "NoSuchValidator" not in pnw["exports"] and "connectGui" in pnw["wrapper_members"]
+    assert pnw["parameter_name_property"] == "SlicerParameterName"
+    assert "qt.QCheckBox" in pnw["connectors"]["QCheckBoxToBoolConnector"]["widgets"]
+    assert "ctk.ctkPathLineEdit" not in pnw["connectors"]["QLineEditToStrConnector"]["widgets"]
 
 
 def test_minimum_is_slicer_5_10():

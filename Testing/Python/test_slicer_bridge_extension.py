@@ -197,6 +197,7 @@ def test_each_module_built_with_its_script_and_icon(manifest):
     for name in MODULES:
         assert f"module {name} {name}.py" in manifest
         assert f"module {name} Resources/Icons/{name}.png" in manifest
+        assert f"module {name} Resources/UI/{name}.ui" in manifest  # the panel (loadUI)
 
 
 def test_modules_have_generic_tests_and_register_their_self_test(manifest):
@@ -302,6 +303,7 @@ def _load_module(name: str, monkeypatch) -> types.ModuleType:
     fake.ScriptedLoadableModule = _FakeScriptedLoadableModule
     fake.ScriptedLoadableModuleTest = type("ScriptedLoadableModuleTest", (), {})
     fake.ScriptedLoadableModuleWidget = type("ScriptedLoadableModuleWidget", (), {})
+    fake.ScriptedLoadableModuleLogic = type("ScriptedLoadableModuleLogic", (), {})
     if importlib.util.find_spec("slicer") is None:
         monkeypatch.setitem(sys.modules, "slicer", types.ModuleType("slicer"))
     monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", fake)

@@ -202,6 +202,7 @@ def test_classify_panel_shows_the_result_and_the_refusal(feats, fake_slicer, tmp
                                           "'demo radiomics': the table lacks feature column(s)")
     assert fake_slicer.scene.GetNumberOfNodesByClass("vtkMRMLPlotChartNode") == 1
     assert issubclass(InputError, HRpQCTError) and issubclass(ModelError, HRpQCTError)
+    w.cleanup()
 
 
 def test_prediction_frame_without_threshold_uses_half():

@@ -13,6 +13,8 @@ loading, dialogs, and whether Qt really accepts every call (see docs/slicer-exte
 
 from __future__ import annotations
 
+import html
+import importlib
 import importlib.util
 import sys
 import time
@@ -106,13 +108,16 @@ def test_seg_widget_builds_and_mirrors_the_parameter_node(fake_slicer, catalogue
         "tiny-test", "absent"]
     assert w.modelComboBox.itemText(1).endswith("(not installed)")
     assert w.modelComboBox.itemData(w.modelComboBox.currentIndex) == "tiny-test"
-    assert [w.deviceComboBox.itemData(i) for i in range(4)] == list(P.DEVICES)
+    # the device combo is bound by connectGui (Choice): the wrapper fills it with the choices
+    assert [w.deviceComboBox.itemText(i) for i in range(w.deviceComboBox.count)] == list(
+        P.DEVICES)
+    assert w.batchSizeSpinBox.maximum == 64  # the range from the WithinRange annotation
     assert w.fastCpuCheckBox.checked and w.keepEditsCheckBox.checked
     assert w.applyButton.enabled and not w.cancelButton.enabled
     assert not w.refineButton.enabled and not w.exportButton.enabled  # no segmentation yet
     assert "stretch" in parent.layout().items
     # GUI -> parameter node
-    w.deviceComboBox.currentIndex = w.deviceComboBox.findData("cpu")
+    w.deviceComboBox.currentIndex = P.DEVICES.index("cpu")
     w.fastCpuCheckBox.checked = False
     w.batchSizeSpinBox.value = 3
     w.caseIdEdit.text = "leg01"
@@ -137,7 +142,7 @@ def test_seg_widget_runs_reviews_refines_exports(fake_slicer, catalogue, tmp_pat
     view.SetLayoutName("Red")
     scene.AddNode(view)
     w, _ = _build_widget(module, "HRpQCTSeg")
-    w.deviceComboBox.currentIndex = w.deviceComboBox.findData("cpu")
+    w.deviceComboBox.currentIndex = P.DEVICES.index("cpu")
     w.outputFolderEdit.currentPath = str(tmp_path / "run")
     w.reviewSlicesSpinBox.value = 3
 
@@ -375,6 +380,7 @@ def test_classify_panel_from_its_ui_file(fake_slicer, monkeypatch):
     assert calls == [(fake_slicer.scene, table, "/models/demo")]
     assert ui.statusLabel.text == ("Cannot classify: model 'demo': its preset 'paper' does not "
                                    "match the table's '3d'")
+    w.cleanup()
 
 
 def _tiny_volume():
@@ -410,3 +416,89 @@ def test_module_test_class_runs_the_selftest(name, steps, fake_slicer, monkeypat
     assert fake_slicer.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == 0  # setUp
     assert calls == [(fake_slicer.scene, seg_logic, steps)]
     assert "ran" in test.messages and any(m.endswith(": ok") for m in test.messages)
+
+
+# --- input warnings in the panels (issue 16; the OOD warnings of hrpqct.checks) -----------------
+def _bridge(name):
+    return importlib.import_module(f"hrpqct_slicer.{name}")
+
+
+WARNINGS = ["slices are 0.50 mm thick, the model's are 0.082 mm: results may be wrong",
+            "the field of view is small (16 x 16 px) <check>"]
+
+
+def _assert_warnings_shown(w, warnings, caplog, what):
+    box, label = w.warningsCollapsibleButton, w.warningsLabel
+    if not warnings:
+        assert not box.visible and label.text == "" and box.text == "Warnings"
+        return
+    assert box.visible and not box.collapsed and box.text == f"Warnings ({len(warnings)})"
+    lines = label.text.split("<br>")
+    assert len(lines) == len(warnings)
+    for line, text in zip(lines, warnings):
+        assert f'color:{_bridge("module_base").WARNING_COLOUR}' in line
+        assert html.escape(text) in line  # escaped: "<check>" is text, not markup
+    logged = [r.getMessage() for r in caplog.records if r.name == "hrpqct_slicer"]
+    assert [f"{what}: {t}" for t in warnings] == logged[-len(warnings):]
+
+
+def test_seg_panel_shows_the_input_warnings_of_a_result(fake_slicer, caplog, monkeypatch):
+    module = _load("HRpQCTSeg")
+    node = B.volume_to_node(fake_slicer.scene, _tiny_volume(), name="leg")
+    seg = fake_slicer.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "leg segmentation")
+    w, _ = _build_widget(module, "HRpQCTSeg")
+    _assert_warnings_shown(w, [], caplog, "Segmentation")  # none before any result
+    results = types.SimpleNamespace(segmentation=seg, least_confident=[1, 0], folder="/x",
+                                    warnings=list(WARNINGS))
+    monkeypatch.setattr(w.logic, "finishSegmentation", lambda task: results)
+    w.onTaskSucceeded(None)
+    assert w.statusLabel.text.startswith("Done")
+    _assert_warnings_shown(w, WARNINGS, caplog, "Segmentation")
+    results.warnings = []  # the next result has none: the box goes away
+    w.onTaskSucceeded(None)
+    _assert_warnings_shown(w, [], caplog, "Segmentation")
+    # Refine's result (RefineResult.warnings), e.g. a padded mask
+    p = w.logic.getParameters()
+    p.input_volume, p.output_segmentation = node, seg
+    w.logic.setParameters(p)
+    refined = _bridge("seg_logic").RefineResult(5, 5, "regions", "regions", (WARNINGS[0],))
+    monkeypatch.setattr(w.logic, "refine", lambda *a, **k: refined)
+    w.refineButton.click()
+    assert w.statusLabel.text.startswith("Refined:")
+    _assert_warnings_shown(w, [WARNINGS[0]], caplog, "Refine")
+    w.cleanup()
+
+
+def test_radiomics_panel_shows_the_input_warnings_of_a_result(fake_slicer, caplog, monkeypatch):
+    module = _load("HRpQCTRadiomics")
+    w, _ = _build_widget(module, "HRpQCTRadiomics")
+    _assert_warnings_shown(w, [], caplog, "Radiomics")
+    table = fake_slicer.scene.AddNewNodeByClass("vtkMRMLTableNode", "features")
+    results = _bridge("radiomics_logic").RadiomicsResults(table, None, Path("/x/s.csv"),
+                                                 Path("/x/s.patient.csv"), list(WARNINGS))
+    monkeypatch.setattr(w.logic, "finishRadiomics", lambda task: results)
+    w.onTaskSucceeded(None)
+    assert w.statusLabel.text.startswith("Done")
+    _assert_warnings_shown(w, WARNINGS, caplog, "Radiomics")
+    results.warnings = []
+    w.onTaskSucceeded(None)
+    _assert_warnings_shown(w, [], caplog, "Radiomics")
+    w.cleanup()
+
+
+def test_classify_panel_shows_the_warnings_of_a_result(fake_slicer, caplog, monkeypatch):
+    module = _load("HRpQCTClassify")
+    w, _ = _build_widget(module, "HRpQCTClassify")
+    _assert_warnings_shown(w, [], caplog, "Classification")
+    table = fake_slicer.scene.AddNewNodeByClass("vtkMRMLTableNode", "features")
+    w.featuresSelector.setCurrentNode(table)
+    assert w.logic.getParameters().features_table is table  # bound by connectGui
+    result = types.SimpleNamespace(table=table, chart=None, warnings=[WARNINGS[1]])
+    monkeypatch.setattr(w.logic, "classify", lambda *a, **k: result)
+    w.applyButton.click()
+    assert w.statusLabel.text.startswith("Done")
+    _assert_warnings_shown(w, [WARNINGS[1]], caplog, "Classification")
+    result.warnings = []
+    w.applyButton.click()
+    _assert_warnings_shown(w, [], caplog, "Classification")
+    w.cleanup()

@@ -1,4 +1,4 @@
-"""Every method default from METHOD.md, once, as frozen dataclasses.
+"""Every method default from docs/method.md, once, as frozen dataclasses.
 
 Code that implements a step takes the matching dataclass (or its fields) as an argument with
 these values as defaults; change a parameter with :func:`dataclasses.replace`, e.g.
@@ -39,7 +39,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Scan:
-    """XtremeCT II distal tibia protocol (METHOD.md "Scans")."""
+    """XtremeCT II distal tibia protocol (docs/method.md "Scans")."""
 
     voxel_mm: float = 0.0607  # isotropic voxel size, mm
     n_slices: int = 168
@@ -50,7 +50,7 @@ class Scan:
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Per-slice preprocessing before the network (METHOD.md "Preprocessing")."""
+    """Per-slice preprocessing before the network (docs/method.md "Preprocessing")."""
 
     crop_px: int = 1600  # crop around the limb at the native voxel size (pad if smaller)
     clip_hu: tuple[float, float] = (-4000.0, 6000.0)
@@ -70,7 +70,7 @@ class Preprocessing:
 
 @dataclass(frozen=True)
 class Model:
-    """SegFormer configuration (METHOD.md "Model")."""
+    """SegFormer configuration (docs/method.md "Model")."""
 
     variant: str = "b3"
     num_labels: int = 6  # background + 5 classes
@@ -83,7 +83,7 @@ class Model:
 
 @dataclass(frozen=True)
 class Training:
-    """Segmentation training (METHOD.md "Training")."""
+    """Segmentation training (docs/method.md "Training")."""
 
     ce_weight: float = 1.0
     dice_weight: float = 1.0
@@ -106,7 +106,7 @@ class Training:
 
 @dataclass(frozen=True)
 class PostProcessing:
-    """Topology rules (METHOD.md "Post-processing")."""
+    """Topology rules (docs/method.md "Post-processing")."""
 
     # Cortex counted as broken when (hull area - enclosed area) / hull area exceeds this
     # (not in the paper: the paper compares the two areas without giving a tolerance).
@@ -124,7 +124,7 @@ class PostProcessing:
 
 @dataclass(frozen=True)
 class SoftTissue:
-    """Soft-tissue subdivision (METHOD.md "Soft-tissue subdivision")."""
+    """Soft-tissue subdivision (docs/method.md "Soft-tissue subdivision")."""
 
     skin_band_mm: float = 2.0
     myotendinous_hu: tuple[float, float] = (100.0, 600.0)
@@ -139,7 +139,7 @@ class SoftTissue:
 
 @dataclass(frozen=True)
 class Radiomics:
-    """2D radiomics (METHOD.md "Radiomics")."""
+    """2D radiomics (docs/method.md "Radiomics")."""
 
     preset: str = "paper"  # Resources/radiomics-paper.yaml
     n_features_2d: int = 939
@@ -166,7 +166,7 @@ class Radiomics:
 
 @dataclass(frozen=True)
 class Selection:
-    """Feature selection, fitted on training data only (METHOD.md "Feature selection")."""
+    """Feature selection, fitted on training data only (docs/method.md "Feature selection")."""
 
     variance_threshold: float = 0.02  # after min-max scaling to [0, 1]
     correlation_threshold: float = 0.9  # drop one of each pair with Pearson |r| above this
@@ -190,7 +190,7 @@ class Selection:
 
 @dataclass(frozen=True)
 class Classification:
-    """Classifiers and evaluation (METHOD.md "Classifiers and evaluation")."""
+    """Classifiers and evaluation (docs/method.md "Classifiers and evaluation")."""
 
     cv_folds: int = 5
     osteoporosis_t_score: float = -2.5  # T <= -2.5

@@ -1,6 +1,6 @@
 """Region ids, names, short codes, colours and terminology: the one place they are defined.
 
-Two label maps are used throughout (METHOD.md, "Regions"):
+Two label maps are used throughout (docs/method.md, "Regions"):
 
 * the model's 5 classes + background (``MODEL_CLASSES``, values 0-5), and
 * the final 7 regions after post-processing and the soft-tissue split (``REGIONS``, values 1-7).
@@ -114,7 +114,7 @@ REGIONS: tuple[Region, ...] = (
            "Subcutaneous and intermuscular fat"),
 )
 
-#: Regions used for radiomics and classification (all but skin), METHOD.md "Regions".
+#: Regions used for radiomics and classification (all but skin), docs/method.md "Regions".
 RADIOMICS_REGIONS: tuple[str, ...] = ("TC", "TT", "FC", "FT", "MT", "AT")
 
 SOFT_TISSUE_CLASS = 5  # in the model map

@@ -39,7 +39,8 @@ _WHERE = {
     "node_to_volume": "volumes", "volume_to_node": "volumes",
     # module parameters
     "SegmentationParameters": "params", "RadiomicsParameters": "params",
-    "parameter_node": "params", "read_parameters": "params", "write_parameters": "params",
+    "ClassifyParameters": "params", "parameter_node": "params",
+    "parameter_node_class": "params", "to_dataclass": "params", "from_dataclass": "params",
     # background processes
     "BackgroundJob": "jobs", "JobStatus": "jobs",
     # HRpQCTSeg

@@ -1,26 +1,27 @@
-"""Module parameters as plain dataclasses, mirrored to the MRML parameter node.
+"""Module parameters as plain dataclasses, wrapped for Slicer by ``slicer.parameterNodeWrapper``.
 
 Each Slicer module keeps its choices (input nodes, model, device, regions...) in one
 ``vtkMRMLScriptedModuleNode`` per scene, so they are saved with the scene and restored with it.
-Here the choices are dataclasses (typed, with defaults from :mod:`hrpqct.method` and
-:mod:`hrpqct.regions`) and two functions copy them to and from such a node:
+The choices are declared here once, as dataclasses (typed, with defaults from
+:mod:`hrpqct.method` and :mod:`hrpqct.regions`, the allowed values and ranges as field metadata);
+the module logic, the console and the tests pass these dataclasses around.
 
-* plain fields are stored as text parameters (``str`` as is, ``bool`` as ``true``/``false``,
-  numbers with ``repr``, tuples as JSON lists);
-* node fields (declared with :func:`node_field`) are stored as node references, so MRML keeps
-  them valid when the scene is saved, loaded or nodes are renamed.
-
-This is what ``slicer.parameterNodeWrapper`` does in Slicer 5.2 and later, written against the
-plain MRML API so that it runs, and is tested, on the headless ``slicer-core`` library (which has
-no ``parameterNodeWrapper``).
+:func:`parameter_node_class` turns such a dataclass into the class Slicer's module template
+declares by hand: a class with the same fields, annotated for
+``slicer.parameterNodeWrapper.parameterNodeWrapper`` (node fields as their MRML class, choices as
+``Annotated[str, Choice([...])]``, ranges as ``Annotated[int, WithinRange(lo, hi)]``, tuples as
+``list[...]``, which the wrapper serialises) and decorated by it. Its instances wrap the parameter
+node with typed attributes and ``connectGui`` binds the panel's widgets (the ``.ui`` files name
+each one's parameter in the ``SlicerParameterName`` dynamic property). :func:`to_dataclass` and
+:func:`from_dataclass` copy between the two. ``slicer.parameterNodeWrapper`` is imported when
+used: Slicer 5.10 and 5.12 have it; the headless ``slicer-core`` library does not (the tests
+install a checked stand-in, ``Testing/Python/fakes/parameter_node_wrapper.py``).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import typing
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
 from hrpqct.method import RADIOMICS
@@ -28,23 +29,30 @@ from hrpqct.regions import RADIOMICS_REGIONS
 
 __all__ = [
     "node_field",
+    "choice_field",
+    "range_field",
     "parameter_node",
-    "write_parameters",
-    "read_parameters",
+    "parameter_node_class",
+    "to_dataclass",
+    "from_dataclass",
     "SegmentationParameters",
     "RadiomicsParameters",
+    "ClassifyParameters",
     "DEVICES",
     "REFINE_ONLY",
     "PRESET_CHOICES",
+    "STAT_CHOICES",
 ]
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _NODE = "mrml_node"
+_CHOICES = "choices"
+_RANGE = "range"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 REFINE_ONLY = ("", "split", "topology")  # "" = both rules
 PRESET_CHOICES = ("paper", "3d", "file")
+STAT_CHOICES = RADIOMICS.aggregation_stats
 
 
 def node_field(node_class: str = "vtkMRMLNode") -> Any:
@@ -52,11 +60,24 @@ def node_field(node_class: str = "vtkMRMLNode") -> Any:
     return field(default=None, metadata={_NODE: node_class})
 
 
+def choice_field(default: str, choices: tuple) -> Any:
+    """A ``str`` field whose value is one of ``choices`` (``Choice`` for the wrapper)."""
+    assert default in choices, (default, choices)
+    return field(default=default, metadata={_CHOICES: tuple(choices)})
+
+
+def range_field(default: int, lo: int, hi: int) -> Any:
+    """An ``int`` field within ``[lo, hi]`` (``WithinRange``: also the spin box's range)."""
+    assert lo <= default <= hi
+    return field(default=default, metadata={_RANGE: (lo, hi)})
+
+
 def parameter_node(scene: Any, module_name: str) -> Any:
     """The module's singleton ``vtkMRMLScriptedModuleNode`` in ``scene`` (created if missing).
 
     Same convention as Slicer's ``ScriptedLoadableModuleLogic.getParameterNode``: singleton tag
-    and ``ModuleName`` attribute equal to the module name.
+    and ``ModuleName`` attribute equal to the module name (here for any scene, not only
+    ``slicer.mrmlScene``, so the logic also works on a scene passed in).
     """
     node = scene.GetSingletonNode(module_name, "vtkMRMLScriptedModuleNode")
     if node is None:
@@ -72,72 +93,65 @@ def parameter_node(scene: Any, module_name: str) -> Any:
     return node
 
 
-def _hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+_CLASSES: dict = {}
 
 
-def _encode(value: Any, hint: Any) -> str:
-    if hint is bool:
-        return "true" if value else "false"
-    if hint in (int, float):
-        return repr(hint(value))
-    if typing.get_origin(hint) is tuple:
-        return json.dumps(list(value))
-    return "" if value is None else str(value)
+def _tuple_item(hint: Any) -> Any:
+    return (typing.get_args(hint) or (str,))[0]
 
 
-def _decode(text: str, hint: Any) -> Any:
-    if hint is bool:
-        if text not in ("true", "false"):
-            raise ValueError(f"expected true or false, got {text!r}")
-        return text == "true"
-    if hint in (int, float):
-        return hint(text)
-    if typing.get_origin(hint) is tuple:
-        args = typing.get_args(hint)
-        item = args[0] if args else str
-        values = json.loads(text)
-        if not isinstance(values, list):
-            raise ValueError(f"expected a JSON list, got {text!r}")
-        return tuple(item(v) for v in values)
-    return text
+def parameter_node_class(cls: type) -> type:
+    """The ``@parameterNodeWrapper`` class for the parameter dataclass ``cls`` (made once)."""
+    if cls in _CLASSES:
+        return _CLASSES[cls]
+    import slicer
+    from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+
+    hints = typing.get_type_hints(cls)
+    annotations: dict[str, Any] = {}
+    defaults: dict[str, Any] = {}
+    for f in fields(cls):
+        hint, default = hints[f.name], f.default
+        if _NODE in f.metadata:
+            hint = getattr(slicer, f.metadata[_NODE])
+        elif _CHOICES in f.metadata:
+            hint = typing.Annotated[hint, Choice(list(f.metadata[_CHOICES]))]
+        elif _RANGE in f.metadata:
+            hint = typing.Annotated[hint, WithinRange(*f.metadata[_RANGE])]
+        elif typing.get_origin(hint) is tuple:
+            hint, default = list[_tuple_item(hint)], list(default)
+        annotations[f.name] = hint
+        defaults[f.name] = default
+    name = cls.__name__.removesuffix("Parameters") + "ParameterNode"
+    wrapped = parameterNodeWrapper(type(name, (), {"__annotations__": annotations,
+                                                   "__doc__": cls.__doc__,
+                                                   "__module__": cls.__module__, **defaults}))
+    _CLASSES[cls] = wrapped
+    return wrapped
 
 
-def write_parameters(params: Any, node: Any) -> None:
-    """Copy every field of the dataclass ``params`` into the parameter ``node`` (one Modified)."""
-    hints = _hints(type(params))
-    was = node.StartModify()
+def to_dataclass(cls: type[T], wrapper: Any) -> T:
+    """The ``cls`` dataclass of a wrapped parameter node's values (lists back to tuples)."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in fields(cls):
+        value = getattr(wrapper, f.name)
+        if typing.get_origin(hints[f.name]) is tuple:
+            value = tuple(_tuple_item(hints[f.name])(v) for v in value)
+        values[f.name] = value
+    return cls(**values)
+
+
+def from_dataclass(params: Any, wrapper: Any) -> None:
+    """Write every field of the dataclass ``params`` to the wrapped parameter node (one
+    Modified event)."""
+    was = wrapper.StartModify()
     try:
         for f in fields(params):
             value = getattr(params, f.name)
-            if _NODE in f.metadata:
-                node.SetNodeReferenceID(f.name, value.GetID() if value is not None else None)
-            else:
-                node.SetParameter(f.name, _encode(value, hints[f.name]))
+            setattr(wrapper, f.name, list(value) if isinstance(value, tuple) else value)
     finally:
-        node.EndModify(was)
-
-
-def read_parameters(cls: type[T], node: Any) -> T:
-    """A ``cls`` dataclass from the parameter ``node``; missing or unreadable values take the
-    field's default (an unreadable one is logged)."""
-    hints = _hints(cls)
-    values: dict[str, Any] = {}
-    names = set(node.GetParameterNames()) if node is not None else set()
-    for f in fields(cls):
-        if node is None:
-            continue
-        if _NODE in f.metadata:
-            values[f.name] = node.GetNodeReference(f.name)
-        elif f.name in names:
-            text = node.GetParameter(f.name)
-            try:
-                values[f.name] = _decode(text, hints[f.name])
-            except (TypeError, ValueError) as exc:
-                default = f.default if f.default is not MISSING else f.default_factory()
-                log.warning("parameter %s=%r of %s is unreadable (%s); using %r", f.name, text,
-                            node.GetName(), exc, default)
-    return cls(**values)
+        wrapper.EndModify(was)
 
 
 @dataclass
@@ -147,13 +161,13 @@ class SegmentationParameters:
     input_volume: Any = node_field("vtkMRMLScalarVolumeNode")
     output_segmentation: Any = node_field("vtkMRMLSegmentationNode")
     model: str = ""  # catalogue id or model folder; "" = the catalogue's default
-    device: str = "auto"  # one of DEVICES
+    device: str = choice_field("auto", DEVICES)
     fast_cpu: bool = True
-    batch_size: int = 0  # slices per forward pass; 0 = automatic
+    batch_size: int = range_field(0, 0, 64)  # slices per forward pass; 0 = automatic
     output_folder: str = ""  # where the files go; "" = a new folder under the temporary folder
     assume_unit: str = "HU"  # unit of a volume that does not say (volumes loaded by Slicer)
-    review_slices: int = 10  # how many least-confident slices to list
-    refine_only: str = ""  # one of REFINE_ONLY
+    review_slices: int = range_field(10, 1, 200)  # how many least-confident slices to list
+    refine_only: str = choice_field("", REFINE_ONLY)
     keep_edits: bool = True  # refine keeps hand-painted MT/AT
     export_folder: str = ""  # training-set folder for "Export for training"
     case_id: str = ""
@@ -168,7 +182,7 @@ class RadiomicsParameters:
     input_volume: Any = node_field("vtkMRMLScalarVolumeNode")
     input_segmentation: Any = node_field("vtkMRMLSegmentationNode")
     output_table: Any = node_field("vtkMRMLTableNode")
-    preset: str = RADIOMICS.preset  # one of PRESET_CHOICES
+    preset: str = choice_field(RADIOMICS.preset, PRESET_CHOICES)
     preset_file: str = ""  # a PyRadiomics parameter file, when preset == "file"
     regions: tuple[str, ...] = RADIOMICS_REGIONS
     band_distances_mm: tuple[float, ...] = ()  # soft tissue within d mm of the tibia (ST<d>mm)
@@ -176,3 +190,11 @@ class RadiomicsParameters:
     output_file: str = ""  # slice-level table (.csv/.parquet); "" = temporary folder
     assume_unit: str = "HU"
     slices: str = ""  # "" = all; "start:stop:step" or "a,b,c" for a quick look
+
+
+@dataclass
+class ClassifyParameters:
+    """HRpQCTClassify: which feature table, which model folder ("" = the bundled demo model)."""
+
+    features_table: Any = node_field("vtkMRMLTableNode")
+    model_folder: str = ""

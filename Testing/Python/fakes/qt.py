@@ -126,6 +126,7 @@ class _Obj:
             props.update(getattr(cls, "_props", {}))
         object.__setattr__(self, "_values", props)
         object.__setattr__(self, "_slots", {})
+        object.__setattr__(self, "_dynamic", {})  # QObject dynamic properties (setProperty)
         object.__setattr__(self, "args", args)
 
     def __getattr__(self, name):
@@ -167,6 +168,18 @@ class _Obj:
 
     def hide(self):
         self.visible = False
+
+    def setProperty(self, name, value):
+        """QObject::setProperty of a dynamic property (a declared one is set as an attribute)."""
+        assert name not in self._values, f"{name} is a declared property: assign it"
+        self._dynamic[name] = value
+
+    def property(self, name):  # (defined last: the name shadows the builtin in this class body)
+        """QObject::property: a declared or dynamic property; None (an invalid QVariant in
+        PythonQt) when there is none."""
+        if name in self._values:
+            return self._values[name]
+        return self._dynamic.get(name)
 
 
 class QLayout(_Obj):
@@ -224,7 +237,7 @@ class QPushButton(_Obj):
 
 class QCheckBox(_Obj):
     _props = {"text": "", "checked": False}
-    _signals = ("toggled(bool)",)
+    _signals = ("toggled(bool)", "stateChanged(int)")
 
     def __init__(self, text=""):
         super().__init__(text)
@@ -233,6 +246,7 @@ class QCheckBox(_Obj):
     def _changed(self, name, value):
         if name == "checked":
             self.emit("toggled(bool)", value)
+            self.emit("stateChanged(int)", 2 if value else 0)
 
 
 class QComboBox(_Obj):
@@ -247,6 +261,10 @@ class QComboBox(_Obj):
         self._items.append((text, data))
         if self.currentIndex < 0:
             self.currentIndex = 0
+
+    def clear(self):
+        self._items = []
+        self.currentIndex = -1
 
     @property
     def count(self):
@@ -275,6 +293,18 @@ class QSpinBox(_Obj):
             value = max(self.minimum, min(self.maximum, int(value)))
         super().__setattr__(name, value)
 
+    def setMinimum(self, value):
+        self.minimum = value
+        self.value = self.value
+
+    def setMaximum(self, value):
+        self.maximum = value
+        self.value = self.value
+
+    def setRange(self, lo, hi):
+        self.setMinimum(lo)
+        self.setMaximum(hi)
+
     def _changed(self, name, value):
         if name == "value":
             self.emit("valueChanged(int)", value)
@@ -290,7 +320,7 @@ class QLineEdit(_Obj):
 
 
 class QLabel(_Obj):
-    _props = {"text": "", "wordWrap": False}
+    _props = {"text": "", "wordWrap": False, "styleSheet": ""}
 
     def __init__(self, text=""):
         super().__init__(text)
@@ -335,6 +365,19 @@ class QListWidget(_Obj):
     def _changed(self, name, value):
         if name == "currentRow":
             self.emit("currentRowChanged(int)", value)
+
+
+class QWidget(_Obj):
+    """A plain container widget of a .ui file; ``layout()`` is the layout the .ui gives it."""
+
+    _internal = ("_layout",)
+
+    def __init__(self):
+        super().__init__()
+        self._layout = None
+
+    def layout(self):
+        return self._layout
 
 
 class QTimer(_Obj):
@@ -418,5 +461,5 @@ class qMRMLNodeComboBox(_Obj):
             self.emit("currentNodeChanged(vtkMRMLNode*)", node)
 
 
-for _name in ("connect", "setToolTip", "show", "hide"):  # _Obj's own methods, as QWidget's
+for _name in ("connect", "setToolTip", "show", "hide", "setProperty", "property"):  # _Obj's own methods, as QWidget's
     check_name("QWidget", "method", _name)

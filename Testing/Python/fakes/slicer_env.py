@@ -9,7 +9,7 @@ import types
 
 from .qt import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
                  QListWidget, QMessageBox, QProgressBar, QPushButton, QSpinBox, QTimer,
-                 QVBoxLayout, _Obj, _Qt, ctkCollapsibleButton, ctkPathLineEdit,
+                 QVBoxLayout, QWidget, _Obj, _Qt, ctkCollapsibleButton, ctkPathLineEdit,
                  qMRMLNodeComboBox)
 
 __all__ = ["install", "Parent", "load_ui", "child_widget_variables"]
@@ -32,8 +32,11 @@ class qMRMLWidget(_Obj):
 
 
 _UI_CLASSES = {c.__name__: c for c in (QCheckBox, QComboBox, QLabel, QLineEdit, QListWidget,
-                                       QProgressBar, QPushButton, QSpinBox,
+                                       QProgressBar, QPushButton, QSpinBox, QWidget,
                                        ctkCollapsibleButton, ctkPathLineEdit, qMRMLNodeComboBox)}
+_UI_LAYOUTS = {c.__name__: c for c in (QFormLayout, QGridLayout, QHBoxLayout, QVBoxLayout)}
+#: the dynamic property ``connectGui`` of slicer.parameterNodeWrapper reads (designer: stdset="0")
+_DYNAMIC = ("SlicerParameterName",)
 
 
 def _ui_value(prop, cls):
@@ -67,7 +70,13 @@ def load_ui(path):
         cls = _UI_CLASSES[w.get("class")]
         widget = cls("") if cls in (QPushButton, QCheckBox, QLabel) else cls()
         for prop in w.findall("property"):
-            setattr(widget, prop.get("name"), _ui_value(prop, cls))
+            if prop.get("name") in _DYNAMIC:
+                assert prop.get("stdset") == "0", f"{prop.get('name')}: a dynamic property"
+                widget.setProperty(prop.get("name"), _ui_value(prop, cls))
+            else:
+                setattr(widget, prop.get("name"), _ui_value(prop, cls))
+        if cls is QWidget and w.find("layout") is not None:
+            widget._layout = _UI_LAYOUTS[w.find("layout").get("class")]()
         root.children[w.get("name")] = widget
     for c in ET.parse(path).getroot().iter("connection"):
         sender, receiver = c.findtext("sender"), c.findtext("receiver")
@@ -182,6 +191,7 @@ def install(monkeypatch, slicer):
                 QMessageBox):
         setattr(qt, cls.__name__, cls)
     qt.Qt = _Qt
+    qt.QWidget = QWidget
     ctk = types.ModuleType("ctk")
     ctk.ctkCollapsibleButton = ctkCollapsibleButton
     ctk.ctkPathLineEdit = ctkPathLineEdit
@@ -193,6 +203,10 @@ def install(monkeypatch, slicer):
     monkeypatch.setitem(sys.modules, "qt", qt)
     monkeypatch.setitem(sys.modules, "ctk", ctk)
     monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", slm)
+    from . import parameter_node_wrapper
+
+    monkeypatch.setitem(sys.modules, "slicer.parameterNodeWrapper", parameter_node_wrapper)
+    monkeypatch.setattr(slicer, "parameterNodeWrapper", parameter_node_wrapper, raising=False)
     scene = slicer.vtkMRMLScene()
     app = _App()
     monkeypatch.setattr(slicer, "mrmlScene", scene, raising=False)

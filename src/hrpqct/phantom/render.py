@@ -6,7 +6,7 @@ thickness of its periosteal surface (Euclidean distance), pores, trabeculae and 
 come from thresholded random fields, and every pixel gets a tissue and an HU value. The HU image
 is blurred by the scanner's point-spread function and block-averaged to the output grid (partial
 volume); labels are sampled at the output pixel centres, so they are exact for that grid. The skin
-region is the 2 mm band of the soft tissue along the limb's outer boundary (METHOD.md), measured
+region is the 2 mm band of the soft tissue along the limb's outer boundary (docs/method.md), measured
 on the output grid with the same definition as the soft-tissue split.
 """
 

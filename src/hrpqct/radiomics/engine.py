@@ -244,6 +244,7 @@ class MultiRegionExtractor:
         self.settings = dict(self._ext.settings)
         self.settings["label"] = 1  # masks are given as booleans, label 1
         self.settings.pop("voxelBased", None)
+        self._templates: dict = {}  # feature-class objects to copy (see _fast_object)
 
     @property
     def feature_names(self) -> list[str]:
@@ -453,28 +454,62 @@ class MultiRegionExtractor:
                 except Exception as exc:  # PyRadiomics would raise; we record and go on
                     reg.result.reason = f"error in {type_name}: {type(exc).__name__}: {exc}"
 
-    @staticmethod
-    def _fast_region(reg, fi, k, type_name, kwargs, enabled, classes, standin) -> None:
+    def _fast_region(self, reg, fi, k, type_name, kwargs, enabled, classes, standin) -> None:
         """The feature classes of one region on the fast path (see :mod:`.fast`)."""
         from . import fast as fastpath
 
         bins = fi.bins[k]
-        raw = fi.raw[k]
-        values = fi.values[k]
         feats = reg.result.features
         for cls_name, feature_names in enabled:
             cls = fastpath.fast_class(classes[cls_name], cls_name)
-            obj = cls.__new__(cls)
-            obj._shared_mask = reg.crop_mask
-            obj._shared_bins = bins
-            obj._shared_raw = raw
-            obj._shared_values = values
-            obj.__init__(standin, standin, **kwargs)
-            if feature_names is not None:
-                for f in feature_names:
-                    obj.enableFeatureByName(f)
+            obj = self._fast_object(cls, cls_name, feature_names, type_name, kwargs, standin,
+                                    reg, bins)
+            obj._shared_raw = fi.raw[k]
+            obj._shared_values = fi.values[k]
+            obj._shared_extremes = fi.extremes[k]
             for f, v in obj.execute().items():
                 feats[f"{type_name}_{cls_name}_{f}"] = v
+
+    def _fast_object(self, cls, cls_name, feature_names, type_name, kwargs, standin, reg, bins):
+        """A feature-class object for one region, as ``cls(standin, standin, **kwargs)`` with the
+        features enabled would be, without running PyRadiomics' ``__init__`` every time.
+
+        ``__init__`` (PyRadiomics 3.0.1) reads the settings, the feature names, the stand-in
+        image's array and spacing, and sets three region-dependent things: the mask, the
+        binning coefficients (grey levels, Ng) and the binned array (``imageArray``, for first
+        order ``discretizedImageArray``). So ``__init__`` runs once per (class, image type,
+        settings, spacing) for a template; each region gets a copy of the template's
+        attributes with those three set again as ``__init__`` sets them. The parity tests
+        compare every value with PyRadiomics' ``execute``.
+        """
+        key = (cls, type_name, None if feature_names is None else tuple(feature_names),
+               id(standin))
+        entry = self._templates.get(key)
+        if entry is None or entry[0] != kwargs:
+            tpl = cls.__new__(cls)
+            tpl._shared_mask = reg.crop_mask
+            tpl._shared_bins = bins
+            tpl.__init__(standin, standin, **kwargs)
+            if feature_names is not None:
+                for f in feature_names:
+                    tpl.enableFeatureByName(f)
+            if not tpl.enabledFeatures:
+                tpl.enableAllFeatures()  # what execute() does when none are enabled
+            entry = (dict(kwargs), tpl)
+            self._templates[key] = entry
+        obj = cls.__new__(cls)
+        obj.__dict__.update(entry[1].__dict__)
+        obj.coefficients = {}
+        obj.featureValues = {}
+        obj._shared_mask = reg.crop_mask
+        obj._shared_bins = bins
+        obj.maskArray = reg.crop_mask  # _initSegmentBasedCalculation
+        binned = obj._applyBinning(None)  # sets grayLevels and Ng in coefficients
+        if cls_name == "firstorder":
+            obj.discretizedImageArray = binned
+        else:
+            obj.imageArray = binned
+        return obj
 
 
 def _lbp2d_on_box(gen, image_img, regions, args):

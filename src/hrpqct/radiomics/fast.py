@@ -32,6 +32,7 @@ texture/first-order classes, and machines without numba.
 
 from __future__ import annotations
 
+import traceback
 import types
 from dataclasses import dataclass, field
 
@@ -134,17 +135,62 @@ def _as3d(a: np.ndarray) -> np.ndarray:
 
 # --- one filtered image --------------------------------------------------------------------------
 class _Bins:
-    """What ``_applyBinning`` returns for one (image, region): the engine's shared-bins contract."""
+    """What ``_applyBinning`` returns for one (image, region): the engine's shared-bins contract.
 
-    __slots__ = ("binned", "gray_levels", "ng", "counts", "pixel_bins", "bin_counts")
+    ``binned`` (the region's crop with each pixel's bin, 0 outside) is built on first use only:
+    on the fast path nothing reads it (the matrices are handed in), so the feature classes get
+    ``shape_only``, an array of the crop's shape (PyRadiomics reads the shape: GLRLM's Nr).
+    """
 
-    def __init__(self, binned, gray_levels, ng, counts, pixel_bins, bin_counts):
-        self.binned = binned
+    __slots__ = ("_binned", "gray_levels", "ng", "counts", "pixel_bins", "bin_counts",
+                 "crop_mask", "shape_only")
+
+    def __init__(self, crop_mask, gray_levels, ng, counts, pixel_bins, bin_counts):
+        self._binned = None
+        self.crop_mask = crop_mask
+        self.shape_only = np.broadcast_to(np.zeros(1, dtype="int"), crop_mask.shape)
         self.gray_levels = gray_levels
         self.ng = ng
         self.counts = counts  # pixels per present grey level, same order
         self.pixel_bins = pixel_bins  # each pixel's bin, in the order of the values
         self.bin_counts = bin_counts  # numpy.bincount(pixel_bins)
+
+    @property
+    def binned(self) -> np.ndarray:
+        if self._binned is None:
+            binned = np.zeros(self.crop_mask.shape, dtype="int")
+            binned[self.crop_mask] = self.pixel_bins
+            binned.flags.writeable = False
+            self._binned = binned
+        return self._binned
+
+
+class _FastBinning:
+    """Mixin (before the engine's ``_SharedInputs``): ``_applyBinning`` gives ``shape_only``;
+    ``_calculateSegment`` is PyRadiomics' (``base.py``: ``_initCalculation``, then every enabled
+    ``get<Name>FeatureValue``, squeezed; a ``DeprecationWarning`` skips the feature, another
+    exception gives NaN and an error log) without its generator and debug logging."""
+
+    def _calculateSegment(self):  # noqa: N802 (PyRadiomics' name)
+        self._initCalculation()
+        values = self.featureValues
+        for feature, enabled in self.enabledFeatures.items():
+            if not enabled:
+                continue
+            try:
+                v = getattr(self, f"get{feature}FeatureValue")()
+            except DeprecationWarning:
+                continue
+            except Exception:
+                self.logger.error("FAILED: %s", traceback.format_exc())
+                v = np.nan
+            values[feature] = v.squeeze() if type(v) is np.ndarray else np.squeeze(v)
+
+    def _applyBinning(self, matrix):  # noqa: N802 (PyRadiomics' name)
+        d = self._shared_bins
+        self.coefficients["grayLevels"] = d.gray_levels
+        self.coefficients["Ng"] = d.ng
+        return d.shape_only
 
 
 class _Shim:
@@ -201,34 +247,34 @@ class FastImage:
         nreg = len(layer.geoms)
         self.ok = [True] * nreg
         self.values: list = [None] * nreg
+        self.extremes: list = [None] * nreg  # (min, max) of values[k], as float64
         self.bins: list = [None] * nreg
         self.raw: list = [dict() for _ in range(nreg)]
         lab = layer.lab
         gl = np.zeros(lab.shape, np.int32)
         ng = np.zeros(nreg, np.int64)
         for k, g in enumerate(layer.geoms):
-            v = flat[g.full_idx]  # the region's pixels in C order (PyRadiomics' order)
-            lo, hi = v.min(), v.max()
-            if not (np.isfinite(lo) and np.isfinite(hi)):
+            # the region's pixels in C order (PyRadiomics' order), as float64: PyRadiomics'
+            # targetVoxelArray; and their extremes (exact: float64 holds every value of flat)
+            v64 = np.empty((1, g.full_idx.shape[0]), np.float64)
+            lo, hi, finite = _k.gather(flat, g.full_idx, v64[0])
+            if not finite:
                 self.ok[k] = False
                 continue
             # getBinEdges reads only the minimum and maximum (fixed bin width) or
             # numpy.histogram's range (fixed bin count): give it just those, same dtype
-            edges = np.asarray(imageoperations.getBinEdges(np.array([lo, hi], dtype=v.dtype),
+            edges = np.asarray(imageoperations.getBinEdges(np.array([lo, hi], dtype=flat.dtype),
                                                            **kwargs), dtype=np.float64)
-            v64 = v.astype(np.float64).reshape((1, -1))  # PyRadiomics' targetVoxelArray
             self.values[k] = v64
-            _k.digitize(v64[0], edges, g.layer_idx, gl)
-            inside = gl[g.layer_idx]
+            self.extremes[k] = (lo, hi)
+            inside = np.empty(g.full_idx.shape[0], np.int32)
+            _k.digitize_bins(v64[0], edges, g.layer_idx, gl, inside)
             counts = np.bincount(inside)
             levels = np.flatnonzero(counts)
             ng[k] = int(levels[-1])
-            binned = np.zeros(g.crop_shape, dtype="int")
-            binned[g.crop_mask] = inside
-            binned.flags.writeable = False
             levels = levels.astype("int")
             levels.flags.writeable = False
-            self.bins[k] = _Bins(binned, levels, int(ng[k]), counts[levels], inside, counts)
+            self.bins[k] = _Bins(g.crop_mask, levels, int(ng[k]), counts[levels], inside, counts)
         if not all(self.ok):
             lab = lab.copy()
             for k, g in enumerate(layer.geoms):
@@ -329,31 +375,51 @@ class FastImage:
 
 
 # --- feature classes fed by the fast path ------------------------------------------------------
+_add_reduce = np.add.reduce
+_isnan = np.isnan
+_any = np.logical_or.reduce  # ndarray.any() without its Python wrapper (same answer)
+_ndarray = np.ndarray
+
+
+def _sum(a, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+    """``numpy.sum`` without its Python wrapper for plain arrays: ``numpy.sum(a, ...)`` of an
+    ``ndarray`` is ``numpy.add.reduce(a, axis, dtype, out, keepdims)`` (numpy's own code path,
+    so the same result bit for bit); anything else goes to ``numpy.sum``."""
+    if type(a) is _ndarray and out is None and not kwargs:
+        return _add_reduce(a, axis, dtype, None, keepdims)
+    return np.sum(a, axis, dtype, out, keepdims, **kwargs)
+
+
 def _nanmean(a, axis=None, *args, **kwargs):
     """``numpy.nanmean`` without its fixed cost on the small, NaN-free arrays PyRadiomics' feature
     formulas average over angles (~15 us a call, some 2,000 calls a slice): the same operations
-    (a copy, ``numpy.sum``, division by the count), else numpy's own function."""
-    a = np.asanyarray(a)
-    if args or kwargs or axis is None or a.dtype.kind != "f" or a.size == 0 or np.isnan(a).any():
-        return np.nanmean(a, axis, *args, **kwargs)
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    count = 1
-    for ax in axes:
-        count *= a.shape[ax]
-    return np.sum(np.array(a, subok=True, copy=True), axis=axis) / np.intp(count)
+    as numpy's (the sum of a copy laid out as numpy's copy, divided by the count), used when
+    that sum has no NaN (then the array has none, and ``nanmean`` is exactly that); otherwise
+    numpy's own function."""
+    if (type(a) is _ndarray and axis is not None and not args and not kwargs
+            and a.dtype == np.float64 and a.size):
+        b = a if a.flags.c_contiguous else np.array(a, copy=True)  # numpy's _replace_nan copy
+        tot = _add_reduce(b, axis)
+        if not _any(_isnan(tot), None):
+            count = 1
+            for ax in ((axis,) if isinstance(axis, int) else axis):
+                count *= a.shape[ax]
+            return tot / np.intp(count)
+    return np.nanmean(a, axis, *args, **kwargs)
 
 
-class _Numpy:
-    """``numpy`` as PyRadiomics' feature formulas see it on the fast path: numpy itself, but
-    :func:`_nanmean` for ``nanmean``."""
+class _NumpyModule(types.ModuleType):
+    """``numpy`` as PyRadiomics' feature formulas see it on the fast path: numpy's names copied
+    into a module object (plain attribute look-ups), with :func:`_sum` and :func:`_nanmean`."""
 
-    nanmean = staticmethod(_nanmean)
-
-    def __getattr__(self, name):
+    def __getattr__(self, name):  # names numpy loads lazily
         return getattr(np, name)
 
 
-_NUMPY = _Numpy()
+_NUMPY = _NumpyModule("numpy")
+_NUMPY.__dict__.update({k: v for k, v in vars(np).items() if not k.startswith("__")})
+_NUMPY.sum = _sum
+_NUMPY.nanmean = _nanmean
 
 
 def _with_globals(fn, **names):
@@ -471,11 +537,11 @@ def fast_class(cls: type, name: str) -> type:
         from .engine import _SharedInputs
 
         if name == "firstorder":
-            bases = (_SharedInputs, _FastFirstOrder, cls)
+            bases = (_FastBinning, _SharedInputs, _FastFirstOrder, cls)
             ns = {}
         else:
-            bases = ((_SharedInputs, _InjectedMatrices, _FastGLCMCoefficients, cls)
-                     if name == "glcm" else (_SharedInputs, _InjectedMatrices, cls))
+            bases = ((_FastBinning, _SharedInputs, _InjectedMatrices, _FastGLCMCoefficients, cls)
+                     if name == "glcm" else (_FastBinning, _SharedInputs, _InjectedMatrices, cls))
             ns = {"_orig_matrix": cls._calculateMatrix}
         ns["__module__"] = cls.__module__
         if name != "firstorder":  # PyRadiomics' formulas, with the faster nanmean
@@ -517,10 +583,13 @@ def _percentiles(sorted_part: np.ndarray, n: int, qs) -> dict:
     return out
 
 
-def _order_statistics(x: np.ndarray, ranks) -> dict:
-    """``{k: k-th smallest value of x}`` (exact; see :func:`.kernels.order_statistics`)."""
+def _order_statistics(x: np.ndarray, ranks, lo=None, hi=None) -> dict:
+    """``{k: k-th smallest value of x}`` (exact; see :func:`.kernels.order_statistics`);
+    ``lo``/``hi``: x's minimum and maximum when known."""
     r = np.asarray(ranks, np.int64)
-    vals = _k.order_statistics(x, float(x.min()), float(x.max()), r, 4096)
+    if lo is None:
+        lo, hi = float(x.min()), float(x.max())
+    vals = _k.order_statistics(x, lo, hi, r, 4096)
     return dict(zip(ranks, vals))
 
 
@@ -541,6 +610,10 @@ def _needed_indices(n: int, qs) -> list:
 
 
 
+#: Terms of kernels.pairwise_sums: (v, (v + shift)^2) and (d*d, (d*d)*d, |(d*d)*d|, d^4, |d|).
+_MODES_PLAIN = np.array([0, 1], np.int64)
+_MODES_CENTRAL = np.array([2, 3, 4, 5, 6], np.int64)
+
 #: Third moments smaller than sum |d^3| / _MOMENT_GUARD are recomputed with numpy.power.
 _MOMENT_GUARD = 1e4
 
@@ -556,6 +629,10 @@ class _FastFirstOrder:
     def _initCalculation(self, voxelCoordinates=None):  # noqa: N802
         x = self._shared_values
         self.targetVoxelArray = x
+        # the values' minimum and maximum, found by the fast path's gather (same values as
+        # x.min() / x.max(): the extremes of the same float64 numbers)
+        ext = getattr(self, "_shared_extremes", None)
+        self._extremes = ext if ext is not None else (float(x.min()), float(x.max()))
         counts = self._shared_bins.counts.reshape((1, -1))
         sum_bins = np.sum(counts, 1, keepdims=True).astype("float")
         sum_bins[sum_bins == 0] = 1
@@ -570,38 +647,36 @@ class _FastFirstOrder:
             return st[key]
         x = self.targetVoxelArray[0]
         n = x.shape[0]
-        ps = _k.pairwise_sum
-        if key == "mean":  # nanmean: sum / count
-            st[key] = np.array([ps(x, 0)]) / n
-        elif key == "sq_sum":  # nansum((x + voxelArrayShift) ** 2)
-            st[key] = np.array([ps(x, 1, float(self.voxelArrayShift))])
-        elif key == "m2":  # mean of power(x - mean, 2) (numpy squares: d * d); also nanvar's
-            st[key] = np.array([ps(x, 2, float(self._s("mean")[0]))]) / n
-        elif key == "m3":
+        if key in ("mean", "sq_sum"):  # nanmean: sum / count; nansum((x + voxelArrayShift) ** 2)
+            tot, sq = _k.pairwise_sums(x, _MODES_PLAIN, float(self.voxelArrayShift))
+            st["mean"] = np.array([tot]) / n
+            st["sq_sum"] = np.array([sq])
+        elif key in ("m2", "m3", "m4", "mad"):
+            # central moments (numpy squares: d * d; power(d, 2) is nanvar's too), one tree walk.
             # numpy.power(d, 3) costs ~60 ns a value; (d * d) * d differs from it by at most ~2
             # ulp per term, so the mean differs by < 1e-15 of sum |d^3|. Where the third moment
             # is that small against sum |d^3| (near-symmetric values: > 1e4 times smaller), use
-            # numpy.power itself, so the skewness stays within 1e-10 of PyRadiomics'.
+            # numpy.power itself, so the skewness stays within 1e-10 of PyRadiomics'. The fourth
+            # moment's terms are positive: d^2 * d^2 is within ~2 ulp of d^4.
             mean = float(self._s("mean")[0])
-            m3 = ps(x, 3, mean)
-            if not abs(m3) * _MOMENT_GUARD >= ps(x, 4, mean):
+            m2, m3, m3_abs, m4, mad = _k.pairwise_sums(x, _MODES_CENTRAL, mean)
+            if not abs(m3) * _MOMENT_GUARD >= m3_abs:
                 m3 = np.sum(np.power(x - mean, 3))
-            st[key] = np.array([m3]) / n
-        elif key == "m4":  # all terms positive: d^2 * d^2 is within ~2 ulp of d^4
-            st[key] = np.array([ps(x, 5, float(self._s("mean")[0]))]) / n
-        elif key == "mad":
-            st[key] = np.array([ps(x, 6, float(self._s("mean")[0]))]) / n
+            st["m2"] = np.array([m2]) / n
+            st["m3"] = np.array([m3]) / n
+            st["m4"] = np.array([m4]) / n
+            st["mad"] = np.array([mad]) / n
         elif key == "pct":
             qs = (10, 25, 75, 90)
             ranks = _needed_indices(n, qs)
-            part = _order_statistics(x, ranks)
+            part = _order_statistics(x, ranks, *self._extremes)
             st[key] = _percentiles(part, n, qs)
             h = n // 2
             st["median"] = part[h] if n % 2 else (part[h - 1] + part[h]) / 2.0
         elif key == "min":
-            st[key] = np.array([x.min()])
+            st[key] = np.array([self._extremes[0]])
         elif key == "max":
-            st[key] = np.array([x.max()])
+            st[key] = np.array([self._extremes[1]])
         return st[key]
 
     def _pct(self, q):

@@ -24,7 +24,8 @@ import numpy as np
 from numba import njit
 
 __all__ = [
-    "digitize", "glcm_counts", "glrlm_counts", "glszm_zones", "glszm_fill", "ngtdm_gldm_counts",
+    "digitize", "gather", "digitize_bins", "glcm_counts", "glrlm_counts", "glszm_zones",
+    "glszm_fill", "ngtdm_gldm_counts", "pairwise_sum", "pairwise_sums",
 ]
 
 
@@ -49,6 +50,45 @@ def digitize(values, edges, idx, out):
         while k < n and edges[k] <= v:
             k += 1
         out[idx[i]] = k
+
+
+@njit(cache=True, nogil=True)
+def gather(flat, idx, out):
+    """``out[i] = float64(flat[idx[i]])`` (exact), and the minimum, the maximum and whether all
+    values are finite (NaN and infinities make it False)."""
+    lo = np.inf
+    hi = -np.inf
+    finite = True
+    for i in range(idx.shape[0]):
+        v = np.float64(flat[idx[i]])
+        out[i] = v
+        if v < lo:
+            lo = v
+        if v > hi:
+            hi = v
+        if v != v or v == np.inf or v == -np.inf:
+            finite = False
+    return lo, hi, finite
+
+
+@njit(cache=True, nogil=True)
+def digitize_bins(values, edges, idx, out, bins):
+    """:func:`digitize`, also writing each value's bin to ``bins[i]``."""
+    n = edges.shape[0]
+    e0 = edges[0]
+    step = edges[1] - e0
+    for i in range(values.shape[0]):
+        v = values[i]
+        k = 0
+        if v >= e0:
+            g = (v - e0) / step
+            k = int(g) + 1 if g < n else n
+        while k > 0 and edges[k - 1] > v:
+            k -= 1
+        while k < n and edges[k] <= v:
+            k += 1
+        out[idx[i]] = k
+        bins[i] = k
 
 
 @njit(cache=True, nogil=True)
@@ -328,9 +368,13 @@ def _term(v, mode, c, a, b):
         return t * t
     if mode == 6:
         return abs(d)
+    # modes 7 and 8 without a branch (pixels in and out of [a, b] alternate unpredictably):
+    # t * 1.0 + 0.0 is t (t finite and not -0.0; -0.0 gives 0.0, which sums the same),
+    # t * 0.0 + 0.0 is 0.0, as numpy's zeros for the pixels outside
+    inside = np.float64((v >= a) & (v <= b))
     if mode == 7:
-        return v if (v >= a and v <= b) else 0.0
-    return abs(d) if (v >= a and v <= b) else 0.0  # mode 8
+        return v * inside + 0.0
+    return abs(d) * inside + 0.0  # mode 8
 
 
 @njit(cache=True, nogil=True)
@@ -420,6 +464,61 @@ TERMS = {"v": 0, "(v+c)^2": 1, "d*d": 2, "(d*d)*d": 3, "|(d*d)*d|": 4, "(d*d)*(d
 def pairwise_sum(x, mode, c=0.0, a=0.0, b=0.0):
     """``numpy.sum(term(x))`` of a 1D float64 array, bit for bit, terms as in :data:`TERMS`."""
     return 0.0 + _pairwise(x, x.shape[0], mode, c, a, b)
+
+
+@njit(cache=True, nogil=True)
+def pairwise_sums(x, modes, c=0.0):
+    """``[pairwise_sum(x, m, c) for m in modes]`` in one walk of numpy's summation tree: each
+    leaf (<= 128 values, in L1 cache) is summed once per term, so every result is the single
+    term's sum bit for bit (the tests compare with :func:`pairwise_sum`)."""
+    k = modes.shape[0]
+    out = np.empty(k, np.float64)
+    n0 = x.shape[0]
+    if n0 <= 128:
+        for t in range(k):
+            out[t] = 0.0 + _leaf(x, 0, n0, modes[t], c, 0.0, 0.0)
+        return out
+    lo_s = np.empty(64, np.int64)
+    n_s = np.empty(64, np.int64)
+    left = np.empty((64, k), np.float64)
+    stage = np.zeros(64, np.int64)
+    v = np.empty(k, np.float64)
+    top = 0
+    lo_s[0] = 0
+    n_s[0] = n0
+    while True:
+        n = n_s[top]
+        if n > 128:
+            n2 = n // 2
+            n2 -= n2 % 8
+            lo_s[top + 1] = lo_s[top]
+            n_s[top + 1] = n2
+            stage[top + 1] = 0
+            top += 1
+            continue
+        for t in range(k):
+            v[t] = _leaf(x, lo_s[top], n, modes[t], c, 0.0, 0.0)
+        top -= 1
+        while True:
+            if stage[top] == 1:
+                for t in range(k):
+                    v[t] = left[top, t] + v[t]
+                top -= 1
+                if top < 0:
+                    for t in range(k):
+                        out[t] = 0.0 + v[t]
+                    return out
+            else:
+                for t in range(k):
+                    left[top, t] = v[t]
+                stage[top] = 1
+                n2 = n_s[top] // 2
+                n2 -= n2 % 8
+                lo_s[top + 1] = lo_s[top] + n2
+                n_s[top + 1] = n_s[top] - n2
+                stage[top + 1] = 0
+                top += 1
+                break
 
 
 @njit(cache=True, nogil=True)

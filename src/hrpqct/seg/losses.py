@@ -1,4 +1,4 @@
-"""Training losses and the validation Dice (METHOD.md "Training").
+"""Training losses and the validation Dice (docs/method.md "Training").
 
 * :func:`soft_dice_loss`: 1 - Dice of the softmax probabilities against one-hot labels, computed
   per image and per class and averaged over both, with a small epsilon in numerator and

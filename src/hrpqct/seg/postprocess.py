@@ -1,4 +1,4 @@
-"""Topology rules for the model's 5-class map (METHOD.md "Post-processing").
+"""Topology rules for the model's 5-class map (docs/method.md "Post-processing").
 
 Per 2D slice ``[y, x]`` (volumes ``[z, y, x]`` slice by slice), in this order:
 

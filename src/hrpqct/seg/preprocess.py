@@ -1,6 +1,6 @@
 """Per-slice preprocessing for the network, and its exact inverse back to the scan's grid.
 
-METHOD.md "Preprocessing", per slice: crop 1600 x 1600 pixels around the limb (pad if smaller),
+docs/method.md "Preprocessing", per slice: crop 1600 x 1600 pixels around the limb (pad if smaller),
 clip to [-4000, 6000] HU, min-max normalise the clipped crop to [0, 1], bicubic x2 down to
 800 x 800 (label maps: nearest neighbour).
 
@@ -251,7 +251,7 @@ def resample_to_input(normalised: np.ndarray, spec: InputSpec = InputSpec()):
 
 
 def preprocess_slices(slices_hu: np.ndarray, box: CropBox, spec: InputSpec = InputSpec()):
-    """The whole METHOD.md pipeline for ``[b, y, x]`` HU slices: network input ``[b, 1, S, S]``."""
+    """The whole docs/method.md pipeline for ``[b, y, x]`` HU slices: network input ``[b, 1, S, S]``."""
     crops = extract_crops(slices_hu, box, spec.pad_hu)
     return resample_to_input(normalise(crops, spec.clip_hu), spec)
 

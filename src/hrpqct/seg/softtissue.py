@@ -1,4 +1,4 @@
-"""Soft-tissue subdivision into skin, myotendinous and adipose tissue (METHOD.md).
+"""Soft-tissue subdivision into skin, myotendinous and adipose tissue (docs/method.md).
 
 Input: the 5-class map (after the topology rules), the image in HU and the pixel spacing in mm.
 Output: the 7-region map of :data:`hrpqct.regions.REGIONS` (bone labels unchanged, soft tissue

@@ -1,4 +1,4 @@
-"""Headless SegFormer training (METHOD.md "Training"), resumable and deterministic on the CPU.
+"""Headless SegFormer training (docs/method.md "Training"), resumable and deterministic on the CPU.
 
 :func:`train_segmentation` takes cases (scans with 5-class masks, see
 :func:`hrpqct.seg.dataset.read_cases`) and an output folder:
