@@ -25,6 +25,7 @@ from .classify import commands as _classify_commands  # noqa: F401,E402  classif
 # the browser app lives next to the core (it needs slicer-core); its module imports only typer
 from hrpqct_web import commands as _web_commands  # noqa: F401,E402  serve
 from .morphometry import commands as _morphometry_commands  # noqa: F401,E402  morphometry
+from .study import commands as _study_commands  # noqa: F401,E402  study
 
 
 def main(argv: list[str] | None = None) -> None:
