@@ -21,7 +21,7 @@ from .. import regions as R
 from ..errors import InputError
 from ..method import SCAN
 from ..seg.softtissue import skin_band
-from .anatomy import Anatomy, SliceGeometry, slice_geometry
+from .anatomy import Anatomy, slice_geometry
 from .raster import fill_polygon, offset_polygon
 from .texture import StackField, bandpass_field, lowpass_field
 

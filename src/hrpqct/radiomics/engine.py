@@ -38,7 +38,6 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import InputError
 from .presets import Preset, load_preset, quiet_pyradiomics
 
 __all__ = [
