@@ -21,7 +21,8 @@ def test_bundled_demo_model_is_safe_small_and_says_what_it_is():
     folder = resolve_model(None)
     assert folder == entry.path() and folder.is_dir()
     files = {p.name: p.stat().st_size for p in folder.iterdir()}
-    assert set(files) == {"model.safetensors", "config.json", CARD_FILE, "README.md"}  # nothing pickled
+    assert set(files) == {"model.safetensors", "config.json", CARD_FILE, "README.md",
+                          "reference.json"}  # nothing pickled (reference.json: the OOD checks)
     assert files["model.safetensors"] < 20 * 2 ** 20
     card = ModelCard.read(folder / CARD_FILE)
     assert "synthetic" in card.training_data.lower() and "not for clinical use" in card.limitations.lower()
