@@ -172,3 +172,21 @@ def test_l1_path_matches_sklearn_saga_optimum():
     # a wrong solver (penalising the intercept, as liblinear) gives another optimum
     wrong = LogisticRegression(l1_ratio=1.0, C=0.3, solver="liblinear", tol=1e-10).fit(X, y)
     assert abs(wrong.intercept_[0] - path[1][1]) > 1e-3
+
+
+def test_parallel_folds_give_the_same_selection_and_search(data):
+    """n_jobs=2 (fold selections and grid folds in threads) == n_jobs=1, LASSO included."""
+    X, y, groups = data
+    folds = grouped_folds(y, groups, 5, seed=0)
+    steps = ("minmax", "variance", "correlation", "lasso")
+    one = FoldSelection(steps, X, y, groups, folds, n_jobs=1)
+    two = FoldSelection(steps, X, y, groups, folds, n_jobs=2)
+    assert list(one.Z.columns) == list(two.Z.columns)
+    for a, b in zip(one.fold_data, two.fold_data):
+        assert list(a[0].columns) == list(b[0].columns)
+        np.testing.assert_array_equal(a[2].to_numpy(), b[2].to_numpy())
+    for name in ("logreg", "svm"):
+        r1 = grid_search(name, one, 2, level="patient", n_jobs=1)
+        r2 = grid_search(name, two, 2, level="patient", n_jobs=2)
+        assert r1.best_params == r2.best_params
+        np.testing.assert_allclose(r1.oof_prob, r2.oof_prob, atol=1e-12)
