@@ -39,8 +39,13 @@ CLASSIFIERS = CLASSIFICATION.classifiers
 
 
 def make_classifier(name: str, seed: int = 0, n_jobs: int = CLASSIFICATION.n_jobs,
-                    quick: bool = False):
-    """An unfitted classifier by key (``hrpqct.method.CLASSIFICATION.classifiers``)."""
+                    quick: bool = False, level: str = "patient"):
+    """An unfitted classifier by key (``hrpqct.method.CLASSIFICATION.classifiers``).
+
+    ``level="image"``: the random forest has 100 trees instead of 200 (thousands of slice rows,
+    168 near-duplicates per patient: a forest of 100 full-depth trees on 16,000 rows costs ~10 s
+    CPU per fit and the 21 fits of its grid search were most of the study's time; the paper
+    gives no tree count)."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import GaussianNB
@@ -56,7 +61,8 @@ def make_classifier(name: str, seed: int = 0, n_jobs: int = CLASSIFICATION.n_job
     if name == "naive_bayes":
         return GaussianNB()
     if name == "random_forest":
-        return RandomForestClassifier(n_estimators=60 if quick else 200, max_features="sqrt",
+        trees = 60 if quick else (100 if level == "image" else 200)
+        return RandomForestClassifier(n_estimators=trees, max_features="sqrt",
                                       random_state=seed, n_jobs=n_jobs)
     if name == "xgboost":
         from xgboost import XGBClassifier
@@ -205,7 +211,7 @@ def grid_search(name: str, sel: FoldSelection, n_classes: int, level: str = "ima
     from .stats import youden_threshold
 
     t0 = time.perf_counter()
-    base = make_classifier(name, seed=seed, n_jobs=n_jobs, quick=quick)
+    base = make_classifier(name, seed=seed, n_jobs=n_jobs, quick=quick, level=level)
     points = list(ParameterGrid(grid if grid is not None else param_grid(name, level, quick)))
     n = len(sel.y)
     best = None
