@@ -60,7 +60,7 @@ def main() -> None:
           f"{a.patients} patients x {a.slices} slices = {a.patients * a.slices} rows x "
           f"{len(feats)} features per region; {len(tr_ids)} / {len(te_ids)} patients; "
           f"jobs {a.jobs}", flush=True)
-    total = 0.0
+    total = cpu = 0.0
     times: dict = {}
     baseline = None
     with threadpool_limits(limits=a.jobs):
@@ -73,14 +73,16 @@ def main() -> None:
             Xtr, ytr, gtr = X[is_tr].reset_index(drop=True), y[is_tr], rows_ids[is_tr]
             Xte, yte = X[~is_tr].reset_index(drop=True), y[~is_tr]
             folds = grouped_folds(ytr, gtr, CLASSIFICATION.cv_folds, a.seed)
-            t0 = time.perf_counter()
-            sel = FoldSelection(SELECTION.image_steps, Xtr, ytr, gtr, folds, seed=a.seed)
+            t0, c0 = time.perf_counter(), time.process_time()
+            sel = FoldSelection(SELECTION.image_steps, Xtr, ytr, gtr, folds, seed=a.seed, n_jobs=a.jobs)
             Zte = transform_selection(sel.fitted, Xte)
-            ts = time.perf_counter() - t0
+            ts, cs = time.perf_counter() - t0, time.process_time() - c0
             total += ts
+            cpu += cs
             times[(r, "selection")] = ts
-            print(f"{r}: table {gen:.0f} s (not counted); selection {ts:.1f} s "
-                  f"({sel.Z.shape[1]} features kept of {len(feats)})", flush=True)
+            print(f"{r}: table {gen:.0f} s (not counted); selection {ts:.1f} s wall, {cs:.1f} s CPU "
+                  f"({sel.Z.shape[1]} features kept of {len(feats)}); load {os.getloadavg()[0]:.1f}",
+                  flush=True)
             if baseline is None:
                 from sklearn.linear_model import LogisticRegression
 
@@ -88,13 +90,14 @@ def main() -> None:
                 LogisticRegression(max_iter=5000).fit(sel.Z, ytr)
                 baseline = time.perf_counter() - t0
             for c in clfs:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 res = grid_search(c, sel, 2, level="image", seed=a.seed, n_jobs=a.jobs)
                 p = res.model.predict_proba(Zte)
-                tc = time.perf_counter() - t0
+                tc, cc = time.perf_counter() - t0, time.process_time() - c0
                 total += tc
+                cpu += cc
                 times[(r, c)] = tc
-                print(f"  {c:14s} {tc:7.1f} s  grid {len(res.grid_scores)} points  "
+                print(f"  {c:14s} {tc:7.1f} s wall {cc:7.1f} s CPU  load {os.getloadavg()[0]:4.1f}  grid {len(res.grid_scores)} points  "
                       f"CV AUROC {res.cv_auroc_mean:.3f}  test AUROC {auroc(yte, p, 2):.3f}",
                       flush=True)
     full = total
@@ -103,6 +106,8 @@ def main() -> None:
         full = per_region * 6 * (6 / len(clfs)) if len(clfs) < 6 else per_region * 6
         print(f"EXTRAPOLATED from {len(regions)} region(s) x {len(clfs)} classifier(s): the full "
               f"6 x 6 study would take ~{full / 60:.1f} min (not measured)")
+    print(f"CPU time {cpu / 60:.1f} min (all threads of this process; with --jobs 1 the wall "
+          f"time of the same run on an idle core)")
     print(f"total {total / 60:.1f} min for {len(regions)} region(s) x {len(clfs)} classifier(s); "
           f"full study {'measured' if full == total else 'estimated'} {full / 60:.1f} min "
           f"(target 30 min); baseline: one logistic-regression fit on the selected training "

@@ -139,3 +139,54 @@ def test_every_classifier_learns_the_signal(data, name):
     assert res.oof_prob.shape == (len(y), 2) and np.isfinite(res.oof_prob).all()
     assert np.allclose(res.oof_prob.sum(axis=1), 1)
     assert 0 <= res.threshold <= 1
+
+
+def test_l1_path_matches_sklearn_saga_optimum():
+    """The proximal-Newton L1 path (classify/l1path.py) reaches the same optimum as sklearn's
+    saga run to a tight tolerance: same non-zero set, same coefficients, objective no worse."""
+    import warnings
+
+    from hrpqct.classify.l1path import l1_logistic_path
+
+    rng = np.random.default_rng(1)
+    n, p = 300, 12
+    X = rng.uniform(size=(n, p))
+    X[:, 1] = 0.9 * X[:, 0] + 0.1 * rng.uniform(size=n)  # correlated pair
+    y = (X[:, 0] - X[:, 2] + 0.3 * rng.standard_normal(n) > 0).astype(int)
+    cs = [0.03, 0.3, 1.0, 10.0, 100.0]
+    path = l1_logistic_path(X, y, cs)
+
+    def objective(w, b, C):
+        eta = X @ w + b
+        return float(np.sum(np.logaddexp(0, eta) - y * eta) + np.abs(w).sum() / C)
+
+    for C, (w, b) in zip(cs, path):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = LogisticRegression(l1_ratio=1.0, C=C, solver="saga", tol=1e-10,
+                                     max_iter=100000).fit(X, y)
+        assert ((w != 0) == (ref.coef_[0] != 0)).all(), C
+        np.testing.assert_allclose(w, ref.coef_[0], atol=2e-4)
+        assert objective(w, b, C) <= objective(ref.coef_[0], ref.intercept_[0], C) + 1e-8
+    assert (path[0][0] != 0).sum() < (path[-1][0] != 0).sum()  # the path does select
+    # a wrong solver (penalising the intercept, as liblinear) gives another optimum
+    wrong = LogisticRegression(l1_ratio=1.0, C=0.3, solver="liblinear", tol=1e-10).fit(X, y)
+    assert abs(wrong.intercept_[0] - path[1][1]) > 1e-3
+
+
+def test_parallel_folds_give_the_same_selection_and_search(data):
+    """n_jobs=2 (fold selections and grid folds in threads) == n_jobs=1, LASSO included."""
+    X, y, groups = data
+    folds = grouped_folds(y, groups, 5, seed=0)
+    steps = ("minmax", "variance", "correlation", "lasso")
+    one = FoldSelection(steps, X, y, groups, folds, n_jobs=1)
+    two = FoldSelection(steps, X, y, groups, folds, n_jobs=2)
+    assert list(one.Z.columns) == list(two.Z.columns)
+    for a, b in zip(one.fold_data, two.fold_data):
+        assert list(a[0].columns) == list(b[0].columns)
+        np.testing.assert_array_equal(a[2].to_numpy(), b[2].to_numpy())
+    for name in ("logreg", "svm"):
+        r1 = grid_search(name, one, 2, level="patient", n_jobs=1)
+        r2 = grid_search(name, two, 2, level="patient", n_jobs=2)
+        assert r1.best_params == r2.best_params
+        np.testing.assert_allclose(r1.oof_prob, r2.oof_prob, atol=1e-12)

@@ -43,6 +43,7 @@ def demo_out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "demo-output"
     result = CliRunner().invoke(app, ["demo", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    (out / "_console.txt").write_text(result.output, encoding="utf-8")
     return out
 
 
@@ -107,9 +108,11 @@ def test_demo_classifies_the_bundled_scan(demo_out):
     assert pred["threshold"] == model.threshold
     assert pred["class"] == model.classes[int(pred["probability"] >= pred["threshold"])]
     assert set(pred["regions"]) == {"TC", "TT", "FC", "FT", "MT", "AT"}
-    try:
-        import hrpqct.classify.report  # noqa: F401  (the statistics helper's module)
-    except ImportError:
-        pytest.skip("hrpqct.classify.report is not merged yet: no demo study report")
     html = demo_out / "classification" / "demo_study_report.html"
     assert html.is_file() and html.stat().st_size > 10_000
+    # the demo's console output ends with the bundled scan's probability, class and the report
+    last = [ln for ln in (demo_out / "_console.txt").read_text(encoding="utf-8").splitlines()
+            if ln.strip()][-3:]
+    tail = " ".join(last)
+    assert f"P(osteoporosis) = {pred['probability']:.3f} -> {pred['class']}" in tail, tail
+    assert "demo_study_report.html" in tail.replace(" ", "").replace("\n", "")

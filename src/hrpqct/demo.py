@@ -152,15 +152,13 @@ def _classify(features: Path, out: Path, console: Console) -> dict[str, Path]:
     files["prediction"] = out / "prediction.json"
     study_dir = entry.get("study_path")
     if study_dir is not None and study_dir.is_dir():
-        try:
-            from .classify.report import write_study_report
-        except ImportError:
-            console.print("  (the study report module is not installed: no HTML report)")
-        else:
-            from .classify.study import load_study
+        from .classify.report import write_study_report
+        from .classify.study import load_study
 
-            files["study_report"] = write_study_report(load_study(study_dir),
-                                                       out / "demo_study_report.html")
+        files["study_report"] = write_study_report(load_study(study_dir),
+                                                   out / "demo_study_report.html")
+    else:
+        console.print("[yellow]no demo study bundled with the classifier: no HTML report[/]")
     t = Table(title="5/5 osteoporosis classification (bundled DEMO classifier)")
     t.add_column("model")
     t.add_column("P(osteoporosis)", justify="right")
@@ -197,3 +195,11 @@ def demo_cmd(
     console.rule("written")
     for k, p in files.items():
         console.print(f"  {k:24s} {p}")
+    if "prediction" in files:  # the demo ends with the bundled scan's prediction
+        import json
+
+        pred = json.loads(Path(files["prediction"]).read_text(encoding="utf-8"))
+        console.rule("[bold]prediction (bundled DEMO classifier, synthetic phantoms only)")
+        console.print(f"demo scan: P(osteoporosis) = {pred['probability']:.3f} -> "
+                      f"{pred['class']} (threshold {pred['threshold']:.3f}); "
+                      f"report: {files.get('study_report', 'none')}", highlight=False)

@@ -39,8 +39,13 @@ CLASSIFIERS = CLASSIFICATION.classifiers
 
 
 def make_classifier(name: str, seed: int = 0, n_jobs: int = CLASSIFICATION.n_jobs,
-                    quick: bool = False):
-    """An unfitted classifier by key (``hrpqct.method.CLASSIFICATION.classifiers``)."""
+                    quick: bool = False, level: str = "patient"):
+    """An unfitted classifier by key (``hrpqct.method.CLASSIFICATION.classifiers``).
+
+    ``level="image"``: the random forest has 100 trees instead of 200 (thousands of slice rows,
+    168 near-duplicates per patient: a forest of 100 full-depth trees on 16,000 rows costs ~10 s
+    CPU per fit and the 21 fits of its grid search were most of the study's time; the paper
+    gives no tree count)."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import GaussianNB
@@ -56,7 +61,8 @@ def make_classifier(name: str, seed: int = 0, n_jobs: int = CLASSIFICATION.n_job
     if name == "naive_bayes":
         return GaussianNB()
     if name == "random_forest":
-        return RandomForestClassifier(n_estimators=60 if quick else 200, max_features="sqrt",
+        trees = 60 if quick else (100 if level == "image" else 200)
+        return RandomForestClassifier(n_estimators=trees, max_features="sqrt",
                                       random_state=seed, n_jobs=n_jobs)
     if name == "xgboost":
         from xgboost import XGBClassifier
@@ -137,9 +143,13 @@ class FoldSelection:
     training set, shared by every classifier and grid point."""
 
     def __init__(self, steps, X: pd.DataFrame, y, groups, folds, level="image",
-                 impute=False, seed=0, params=None, progress=None):
+                 impute=False, seed=0, params=None, progress=None, n_jobs: int = 1):
         """``steps``: step names (:func:`make_selection`) or a callable returning fresh
-        ``[(name, transformer), ...]``."""
+        ``[(name, transformer), ...]``. ``n_jobs > 1`` fits the folds in parallel threads (the
+        LASSO path and the filters spend their time in BLAS and numba code without the GIL);
+        the result is the same as with ``n_jobs=1``."""
+        from joblib import Parallel, delayed
+
         from ..method import SELECTION
 
         self.factory = steps if callable(steps) else None
@@ -147,20 +157,26 @@ class FoldSelection:
         self.level, self.impute, self.seed = level, impute, seed
         self.params = params or SELECTION
         self.X, self.y, self.groups, self.folds = X, np.asarray(y).astype(int), np.asarray(groups), folds
-        self.fold_data = []
         t0 = time.perf_counter()
         total = len(folds) + 1
-        for i, (tr, va) in enumerate(folds):
+        jobs = [(np.asarray(tr), np.asarray(va)) for tr, va in folds] + [(None, None)]
+
+        def fit_one(tr, va):
             st = self.make()
+            if tr is None:  # the whole training set
+                return st, fit_selection(st, X, self.y, self.groups), None
             Ztr = fit_selection(st, X.iloc[tr], self.y[tr], self.groups[tr])
-            Zva = transform_selection(st, X.iloc[va])
-            self.fold_data.append((Ztr, self.y[tr], Zva, self.y[va]))
+            return st, Ztr, transform_selection(st, X.iloc[va])
+
+        results = []
+        run = Parallel(n_jobs=max(1, int(n_jobs)), backend="threading", return_as="generator")
+        for i, r in enumerate(run(delayed(fit_one)(tr, va) for tr, va in jobs)):
+            results.append(r)
             if progress is not None:
                 progress(i + 1, total)
-        self.fitted = self.make()
-        self.Z = fit_selection(self.fitted, X, self.y, self.groups)
-        if progress is not None:
-            progress(total, total)
+        self.fold_data = [(Ztr, self.y[tr], Zva, self.y[va])
+                          for (_, Ztr, Zva), (tr, va) in zip(results[:-1], jobs[:-1])]
+        self.fitted, self.Z, _ = results[-1]
         self.seconds = time.perf_counter() - t0
 
     def make(self):
@@ -195,20 +211,26 @@ def grid_search(name: str, sel: FoldSelection, n_classes: int, level: str = "ima
     from .stats import youden_threshold
 
     t0 = time.perf_counter()
-    base = make_classifier(name, seed=seed, n_jobs=n_jobs, quick=quick)
+    base = make_classifier(name, seed=seed, n_jobs=n_jobs, quick=quick, level=level)
     points = list(ParameterGrid(grid if grid is not None else param_grid(name, level, quick)))
     n = len(sel.y)
     best = None
     table = []
+    # folds in parallel threads for the classifiers without threads of their own (libsvm, the
+    # k-NN search and lbfgs release the GIL); the forests use their own n_jobs threads
+    from joblib import Parallel, delayed
+
+    own_threads = name in ("random_forest", "xgboost")
+    run = Parallel(n_jobs=1 if own_threads else max(1, int(n_jobs)), backend="threading")
     for p in points:
         oof = np.full((n, n_classes), np.nan)
         raw = np.full((n,) if n_classes == 2 else (n, n_classes), np.nan)
         scores = []
-        for (Ztr, ytr, Zva, yva), (_, va) in zip(sel.fold_data, sel.folds):
-            m = clone(base).set_params(**p).fit(Ztr, ytr)
-            s = _scores(m, Zva, n_classes)
+        fits = run(delayed(_fit_fold)(base, p, Ztr, ytr, Zva, n_classes, name == "svm")
+                   for Ztr, ytr, Zva, _ in sel.fold_data)
+        for (s, d), (_, _, _, yva), (_, va) in zip(fits, sel.fold_data, sel.folds):
             if name == "svm":
-                raw[va] = m.decision_function(Zva)
+                raw[va] = d
             oof[va] = s
             scores.append(auroc(yva, s, n_classes))
         mean = float(np.nanmean(scores))
@@ -235,6 +257,12 @@ def grid_search(name: str, sel: FoldSelection, n_classes: int, level: str = "ima
     return SearchResult(name=name, best_params=dict(p), cv_auroc_mean=mean, cv_auroc_sd=sd,
                         model=model, oof_prob=oof, threshold=threshold, train_prob=train_prob,
                         grid_scores=table, seconds=time.perf_counter() - t0)
+
+
+def _fit_fold(base, params, Ztr, ytr, Zva, n_classes, want_decision):
+    """One grid point on one fold: (validation scores, SVC decision values or None)."""
+    m = clone(base).set_params(**params).fit(Ztr, ytr)
+    return _scores(m, Zva, n_classes), (m.decision_function(Zva) if want_decision else None)
 
 
 def _calibrate_oof(cal, raw, n_classes):

@@ -124,30 +124,47 @@ class CorrelationFilter(SelectorMixin, BaseEstimator):
         return self.support_
 
 
-def _l1_logistic(C: float, n_classes: int, seed: int, warm_start: bool = False,
-                 wide: bool = False):
-    """L1 logistic regression: saga with warm starts (min-max scaled inputs converge quickly);
-    liblinear's coordinate descent for binary problems with more than n/4 features, where saga
-    is slow (same optimum; liblinear also penalises the intercept, negligibly here)."""
+def _l1_logistic(C: float, n_classes: int, seed: int, warm_start: bool = False):
+    """L1 logistic regression for three or more classes (multinomial, as glmnet): sklearn's saga
+    with warm starts (min-max scaled inputs converge quickly)."""
     from sklearn.linear_model import LogisticRegression
 
-    solver = "liblinear" if (wide and n_classes <= 2) else "saga"
-    return LogisticRegression(l1_ratio=1.0, C=C, solver=solver, max_iter=2000, tol=1e-4,
-                              random_state=seed, warm_start=warm_start and solver == "saga")
+    return LogisticRegression(l1_ratio=1.0, C=C, solver="saga", max_iter=2000, tol=1e-4,
+                              random_state=seed, warm_start=warm_start)
 
 
 def _l1_path(X, y, cs, n_classes, seed):
-    """Fits along increasing ``cs`` with warm starts; yields ``(C, fitted model)``."""
+    """Fits along increasing ``cs`` with warm starts; returns ``[(coef (k', p), intercept (k',)),
+    ...]`` in the order of ``cs`` (binary: ``k' = 1``, the coefficients of class 1; ``y`` coded
+    0 .. k-1). Binary problems use the proximal-Newton path of :mod:`hrpqct.classify.l1path`
+    (same optimum as sklearn's saga, much faster); three or more classes sklearn's saga."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
 
-    m = _l1_logistic(cs[0], n_classes, seed, warm_start=True, wide=X.shape[0] < 4 * X.shape[1])
+    if n_classes <= 2:
+        from .l1path import l1_logistic_path
+
+        return [(w[None, :], np.array([b])) for w, b in l1_logistic_path(X, y, cs)]
+    m = _l1_logistic(cs[0], n_classes, seed, warm_start=True)
+    out = []
     for C in cs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             m.set_params(C=C).fit(X, y)
-        yield C, m
+        out.append((np.atleast_2d(m.coef_).copy(), np.atleast_1d(m.intercept_).copy()))
+    return out
+
+
+def _l1_proba(X, coef, intercept):
+    """Class probabilities (n, k) of an L1 fit from :func:`_l1_path`."""
+    eta = X @ coef.T + intercept
+    if coef.shape[0] == 1:
+        p1 = 0.5 * (1.0 + np.tanh(0.5 * eta[:, 0]))
+        return np.c_[1.0 - p1, p1]
+    eta = eta - eta.max(axis=1, keepdims=True)
+    e = np.exp(eta)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 class LassoSelector(SelectorMixin, BaseEstimator):
@@ -179,6 +196,7 @@ class LassoSelector(SelectorMixin, BaseEstimator):
         y = np.asarray(y).astype(int)
         classes = np.unique(y)
         k = len(classes)
+        yc = np.searchsorted(classes, y)  # coded 0 .. k-1
         cs = sorted(float(c) for c in self.cs)
         scores = np.full(len(cs), np.inf)
         if len(cs) > 1:
@@ -192,24 +210,23 @@ class LassoSelector(SelectorMixin, BaseEstimator):
             for tr, va in folds:
                 if len(np.unique(y[tr])) < k:
                     continue
-                for i, (C, m) in enumerate(_l1_path(X[tr], y[tr], cs, k, self.random_state)):
-                    losses[i].append(log_loss(y[va], m.predict_proba(X[va]), labels=m.classes_))
+                for i, (coef, b0) in enumerate(_l1_path(X[tr], yc[tr], cs, k, self.random_state)):
+                    losses[i].append(log_loss(yc[va], _l1_proba(X[va], coef, b0),
+                                              labels=np.arange(k)))
             scores = np.array([np.mean(v) if v else np.inf for v in losses])
             best = int(np.argmin(scores))
         else:
             best = 0
         self.cv_log_loss_ = scores
         self.C_ = cs[best]
-        for _, m in _l1_path(X, y, cs[: best + 1], k, self.random_state):
-            pass
-        self.coef_ = np.atleast_2d(m.coef_)
-        self.intercept_ = np.atleast_1d(m.intercept_)
-        self.classes_ = m.classes_
+        coef, b0 = _l1_path(X, yc, cs[: best + 1], k, self.random_state)[-1]
+        self.coef_ = np.atleast_2d(coef)
+        self.intercept_ = np.atleast_1d(b0)
+        self.classes_ = classes
         imp = np.abs(self.coef_).max(axis=0)
         if not (imp > 0).any():
-            for _, weak in _l1_path(X, y, cs, k, self.random_state):
-                pass
-            alt = np.abs(np.atleast_2d(weak.coef_)).max(axis=0)
+            weak, _ = _l1_path(X, yc, cs, k, self.random_state)[-1]
+            alt = np.abs(np.atleast_2d(weak)).max(axis=0)
             imp = np.zeros_like(imp)
             imp[int(np.argmax(alt))] = alt.max() if alt.max() > 0 else 1.0
         self.importance_ = imp

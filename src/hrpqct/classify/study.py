@@ -222,7 +222,7 @@ def fit_study(cohort: CohortData, config: StudyConfig | None = None,
                              "features (region absent or too small, or NaN) left out")
             folds = grouped_folds(y, g, params.cv_folds, seed)
             sel = FoldSelection(cfg.selection.image_steps, X, y, g, folds, level="image",
-                                impute=impute, seed=seed, params=cfg.selection)
+                                impute=impute, seed=seed, params=cfg.selection, n_jobs=n_jobs)
             for clf in cfg.classifiers:
                 mr, fm = _fit_one(f"image / {region} / {clf}", "image", region, clf, sel, Xt, yt,
                                   gt, classes, cfg, seed, n_jobs, X_train=X)
@@ -240,7 +240,7 @@ def fit_study(cohort: CohortData, config: StudyConfig | None = None,
                              "patient(s) with missing values left out")
             folds = grouped_folds(y, ids, params.cv_folds, seed)
             sel = FoldSelection(cfg.selection.patient_steps, X, y, ids, folds, level="patient",
-                                impute=impute, seed=seed, params=cfg.selection)
+                                impute=impute, seed=seed, params=cfg.selection, n_jobs=n_jobs)
             for clf in cfg.patient_classifiers:
                 mr, fm = _fit_one(f"patient / {gname} / {clf}", "patient", gname, clf, sel, Xt,
                                   yt, idt, classes, cfg, seed, n_jobs, X_train=X)
