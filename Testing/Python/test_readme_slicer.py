@@ -38,9 +38,10 @@ def expected_output(block: str) -> list[str]:
 
 def test_readme_has_console_examples_for_the_modules():
     blocks = slicer_examples()
-    assert len(blocks) >= 2
+    assert len(blocks) >= 3
     joined = "\n".join(blocks)
     assert "HRpQCTSeg.HRpQCTSegLogic()" in joined and "HRpQCTRadiomics.HRpQCTRadiomicsLogic()" in joined
+    assert "HRpQCTClassify.HRpQCTClassifyLogic()" in joined
     assert all(expected_output(b) for b in blocks)
 
 
@@ -61,3 +62,6 @@ def test_readme_console_examples_run(fake_slicer, monkeypatch, tmp_path):
             sys.modules.pop(name, None)
     assert namespace["segmentation"].IsA("vtkMRMLSegmentationNode")
     assert fake_slicer.scene.IsNodePresent(namespace["segmentation"])
+    results = namespace["results"]  # the classify example: the table node holds the prediction
+    assert results.table.IsA("vtkMRMLTableNode") and fake_slicer.scene.IsNodePresent(results.table)
+    assert 0.0 <= results.prediction.probability <= 1.0
