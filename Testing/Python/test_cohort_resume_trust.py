@@ -149,17 +149,23 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP])
-def test_workers_die_with_the_main_process(files, tmp_path, sig):  # noqa: F811
-    n = 40
+def _start_long_cohort(files, tmp_path, *extra: str, n: int = 40):
+    """``hrpqct cohort -j 2`` on ``n`` copies of the test scan, in its own session:
+    ``(process, out folder, n)``."""
     man = tmp_path / "manifest.csv"
     pd.DataFrame({"subject_id": [f"P{i}" for i in range(n)], "scan": [str(files["image"])] * n,
                   "segmentation": [str(files["seg"])] * n}).to_csv(man, index=False)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "hrpqct", "cohort", str(man), "--out", str(out),
-                             "-q", "-j", "2", "-r", "TC"], stdout=subprocess.DEVNULL,
+                             "-q", "-j", "2", "-r", "TC", *extra], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
+    return proc, out, n
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP])
+def test_workers_die_with_the_main_process(files, tmp_path, sig):  # noqa: F811
+    proc, out, n = _start_long_cohort(files, tmp_path)
     workers: list[int] = []
     deadline = time.monotonic() + 120
     try:
@@ -207,15 +213,7 @@ def test_dask_cluster_dies_with_the_main_process(files, tmp_path):  # noqa: F811
     (distributed's own processes notice the lost parent), so this guards the behaviour, not the
     watchdog; the watchdog matters for a cluster whose processes outlive their starter.
     """
-    n = 40
-    man = tmp_path / "manifest.csv"
-    pd.DataFrame({"subject_id": [f"P{i}" for i in range(n)], "scan": [str(files["image"])] * n,
-                  "segmentation": [str(files["seg"])] * n}).to_csv(man, index=False)
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "hrpqct", "cohort", str(man), "--out", str(out),
-                             "-q", "-j", "2", "-r", "TC", "--scheduler", "local"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc, out, n = _start_long_cohort(files, tmp_path, "--scheduler", "local")
     tree: list[int] = []
     deadline = time.monotonic() + 180
     try:

@@ -69,6 +69,20 @@ MANIFEST_COLUMNS = ("subject_id", "scan", "segmentation")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def check_scan_ids(man, path) -> None:
+    """Strip ``subject_id`` and ``scan_id`` of the manifest frame ``man`` (in place) and refuse
+    repeated scan ids and ids that cannot be file names (:class:`InputError` naming ``path``)."""
+    for col in ("subject_id", "scan_id"):
+        man[col] = man[col].astype(str).str.strip()
+    dup = man["scan_id"][man["scan_id"].duplicated()].tolist()
+    if dup:
+        raise InputError(f"{path}: scan_id must be unique (add a scan_id column); repeated: {dup}")
+    unsafe = [s for s in man["scan_id"] if not _SAFE_ID.match(s)]
+    if unsafe:
+        raise InputError(f"{path}: scan ids used as file names may hold only letters, digits, "
+                         f"'.', '_' and '-': {unsafe}")
+
+
 @dataclass
 class CohortResult:
     """What a cohort run produced (tables are also on disk in ``out_dir``)."""
@@ -109,15 +123,7 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         bad = man[col].isna() | (man[col].astype(str).str.strip() == "")
         if bad.any():
             raise InputError(f"{path}: empty {col!r} in row(s) {list(man.index[bad] + 2)}")
-    man["subject_id"] = man["subject_id"].astype(str).str.strip()
-    man["scan_id"] = man["scan_id"].astype(str).str.strip()
-    dup = man["scan_id"][man["scan_id"].duplicated()].tolist()
-    if dup:
-        raise InputError(f"{path}: scan_id must be unique (add a scan_id column); repeated: {dup}")
-    unsafe = [s for s in man["scan_id"] if not _SAFE_ID.match(s)]
-    if unsafe:
-        raise InputError(f"{path}: scan ids used as file names may hold only letters, digits, "
-                         f"'.', '_' and '-': {unsafe}")
+    check_scan_ids(man, path)
     base = path.resolve().parent
     for col in ("scan", "segmentation"):
         man[col] = [str(base / p.strip()) for p in man[col].astype(str)]  # absolute p wins

@@ -49,7 +49,7 @@ def read_study_manifest(path: str | os.PathLike) -> pd.DataFrame:
     """Read and check a study manifest (module docstring). Returns a frame with ``subject_id``,
     ``scan_id``, ``scan`` (absolute), ``segmentation`` (absolute or ``""``), ``corrected``
     (bool) and the other columns unchanged, in manifest order."""
-    from ..radiomics.cohort import _SAFE_ID
+    from ..radiomics.cohort import check_scan_ids
 
     path = Path(path)
     if not path.is_file():
@@ -72,15 +72,7 @@ def read_study_manifest(path: str | os.PathLike) -> pd.DataFrame:
     if "scan_id" not in man.columns:
         man.insert(1, "scan_id", man["subject_id"])
     man["scan_id"] = man["scan_id"].fillna(man["subject_id"])
-    for col in ("subject_id", "scan_id"):
-        man[col] = man[col].astype(str).str.strip()
-    dup = man["scan_id"][man["scan_id"].duplicated()].tolist()
-    if dup:
-        raise InputError(f"{path}: scan_id must be unique (add a scan_id column); repeated: {dup}")
-    unsafe = [s for s in man["scan_id"] if not _SAFE_ID.match(s)]
-    if unsafe:
-        raise InputError(f"{path}: scan ids used as file names may hold only letters, digits, "
-                         f"'.', '_' and '-': {unsafe}")
+    check_scan_ids(man, path)
     base = path.resolve().parent
     man["scan"] = [str(base / p.strip()) for p in man["scan"].astype(str)]
     if "segmentation" not in man.columns:
