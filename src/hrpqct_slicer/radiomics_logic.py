@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from hrpqct.errors import Cancelled, InputError
-from hrpqct.method import RADIOMICS
+from hrpqct.method import PRESETS, RADIOMICS
 from hrpqct.regions import RADIOMICS_REGIONS
 
 from .jobs import RADIOMICS_STAGES, BackgroundJob, JobStatus, JobTask, radiomics_argv
@@ -49,8 +49,8 @@ def region_names(regions: Iterable[str] = (), band_distances_mm: Iterable[float]
 
 
 def preset_argument(preset: str, preset_file: str = "") -> str:
-    """``"paper"``/``"3d"`` as they are; ``"file"`` -> the parameter file's path (checked)."""
-    if preset in ("paper", "3d"):
+    """A shipped preset (:data:`hrpqct.method.PRESETS`) as it is; ``"file"`` -> the parameter file's path (checked)."""
+    if preset in PRESETS:
         return preset
     if preset == "file":
         path = Path(preset_file or "")
