@@ -456,24 +456,30 @@ def _announce(decisions, on_decision):
                 on_decision(d)
 
 
+def _jobs(ctx, decisions, stage: str, fields) -> list[dict]:
+    """One task per decision that runs: the scan's ids and file, ``fields(decision, row)`` and
+    the stage's failure file."""
+    rows = {r["scan_id"]: r for r in ctx.rows()}
+    jobs = []
+    for d in decisions:
+        if d.run:
+            r = rows[d.scan_id]
+            jobs.append({"scan_id": d.scan_id, "subject_id": r["subject_id"], "scan": r["scan"],
+                         **fields(d, r),
+                         "failure_file": str(ctx.layout.failure_file(stage, d.scan_id))})
+    return jobs
+
+
 def _stage_segment(ctx, ex, log, result, quiet, on_decision, on_failure) -> set:
     from .tasks import segment_task
 
     decisions = _plan_seg(ctx)
     result.decisions["segment"] = decisions
     _announce(decisions, on_decision)
-    rows = {r["scan_id"]: r for r in ctx.rows()}
-    jobs = []
-    for d in decisions:
-        if not d.run:
-            continue
-        r = rows[d.scan_id]
-        jobs.append({"scan_id": d.scan_id, "subject_id": r["subject_id"], "scan": r["scan"],
-                     "out_dir": str(ctx.layout.seg), "record": str(ctx.layout.seg_record(d.scan_id)),
-                     "model_dir": ctx.model["dir"], "model_name": ctx.model["name"],
-                     "model_digest": ctx.model["digest"], "device": ctx.s.device,
-                     "threads": ctx.s.threads,
-                     "failure_file": str(ctx.layout.failure_file("segment", d.scan_id))})
+    jobs = _jobs(ctx, decisions, "segment", lambda d, r: {
+        "out_dir": str(ctx.layout.seg), "record": str(ctx.layout.seg_record(d.scan_id)),
+        "model_dir": ctx.model["dir"], "model_name": ctx.model["name"],
+        "model_digest": ctx.model["digest"], "device": ctx.s.device, "threads": ctx.s.threads})
     failed = set()
     total = len(decisions)
     with _progress("segmentation", total, quiet) as bar:
@@ -500,18 +506,12 @@ def _stage_radiomics(ctx, ex, log, result, quiet, failed_seg, on_decision, on_fa
                  for r in ctx.rows()]
     result.decisions["radiomics"] = decisions
     _announce(decisions, on_decision)
-    rows = {r["scan_id"]: r for r in ctx.rows()}
-    jobs = []
     for d in decisions:
-        if not d.run:
-            continue
-        r = rows[d.scan_id]
-        if d.state == "stale":
+        if d.run and d.state == "stale":
             _remove_stale(L.radiomics_file(d.scan_id))
-        jobs.append({"scan_id": d.scan_id, "subject_id": r["subject_id"], "scan": r["scan"],
-                     "segmentation": str(L.segmentation_of(r)), "out_dir": str(L.cohort),
-                     "preset": ctx.preset, "regions": ctx.regions, "params": RADIOMICS,
-                     "failure_file": str(L.failure_file("radiomics", d.scan_id))})
+    jobs = _jobs(ctx, decisions, "radiomics", lambda d, r: {
+        "segmentation": str(L.segmentation_of(r)), "out_dir": str(L.cohort),
+        "preset": ctx.preset, "regions": ctx.regions, "params": RADIOMICS})
     _write_json(L.cohort / "run.json", _run_record(ctx.preset, ctx.regions, RADIOMICS))
     total = len(decisions)
     with _progress("radiomics", total, quiet) as bar:
@@ -539,17 +539,9 @@ def _stage_morphometry(ctx, ex, log, result, quiet, failed_seg, on_decision, on_
     decisions = [plan_morphometry(L, r, ctx.morph_digest, None, failed_seg) for r in ctx.rows()]
     result.decisions["morphometry"] = decisions
     _announce(decisions, on_decision)
-    rows = {r["scan_id"]: r for r in ctx.rows()}
-    jobs = []
-    for d in decisions:
-        if not d.run:
-            continue
-        r = rows[d.scan_id]
-        jobs.append({"scan_id": d.scan_id, "subject_id": r["subject_id"], "scan": r["scan"],
-                     "segmentation": str(L.segmentation_of(r)), "out_dir": str(L.cohort),
-                     "record": str(L.morph_record(d.scan_id)),
-                     "method_digest": ctx.morph_digest,
-                     "failure_file": str(L.failure_file("morphometry", d.scan_id))})
+    jobs = _jobs(ctx, decisions, "morphometry", lambda d, r: {
+        "segmentation": str(L.segmentation_of(r)), "out_dir": str(L.cohort),
+        "record": str(L.morph_record(d.scan_id)), "method_digest": ctx.morph_digest})
     total = len(decisions)
     with _progress("morphometry", total, quiet) as bar:
         start = total - len(jobs)
