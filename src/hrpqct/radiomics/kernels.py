@@ -29,6 +29,21 @@ __all__ = [
 ]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _bin_of(v, edges, e0, step, n):
+    """The number of ``edges`` ``<= v`` (``numpy.digitize``, ``right=False``): a guess from the
+    uniform step, corrected by comparing with the edges themselves (exact)."""
+    k = 0
+    if v >= e0:
+        g = (v - e0) / step
+        k = int(g) + 1 if g < n else n
+    while k > 0 and edges[k - 1] > v:
+        k -= 1
+    while k < n and edges[k] <= v:
+        k += 1
+    return k
+
+
 @njit(cache=True, nogil=True)
 def digitize(values, edges, idx, out):
     """``out[idx[i]] = numpy.digitize(values[i], edges)`` for increasing ``edges``.
@@ -40,15 +55,7 @@ def digitize(values, edges, idx, out):
     e0 = edges[0]
     step = edges[1] - e0
     for i in range(values.shape[0]):
-        v = values[i]
-        k = 0
-        if v >= e0:
-            g = (v - e0) / step
-            k = int(g) + 1 if g < n else n
-        while k > 0 and edges[k - 1] > v:
-            k -= 1
-        while k < n and edges[k] <= v:
-            k += 1
+        k = _bin_of(values[i], edges, e0, step, n)
         out[idx[i]] = k
 
 
@@ -78,15 +85,7 @@ def digitize_bins(values, edges, idx, out, bins):
     e0 = edges[0]
     step = edges[1] - e0
     for i in range(values.shape[0]):
-        v = values[i]
-        k = 0
-        if v >= e0:
-            g = (v - e0) / step
-            k = int(g) + 1 if g < n else n
-        while k > 0 and edges[k - 1] > v:
-            k -= 1
-        while k < n and edges[k] <= v:
-            k += 1
+        k = _bin_of(values[i], edges, e0, step, n)
         out[idx[i]] = k
         bins[i] = k
 
