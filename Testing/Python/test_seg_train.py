@@ -248,7 +248,12 @@ def test_fine_tune_from_own_model_keeps_its_weights(cohort, cache_dir, trained, 
     # lr ~ 0: every trained weight (classifier included) carries over; only BN running stats move
     moved = [k for k in a if not torch.allclose(a[k].float(), b[k].float(), atol=1e-6)]
     assert moved and all("batch_norm" in k for k in moved)
-    assert res.history[0]["val_dice"] == pytest.approx(trained[2].best_val_dice, abs=0.05)
+    # it starts where the source model is, not from scratch: not worse than the source by more
+    # than the epoch-to-epoch noise of this tiny model (BN statistics move on the CPU's kernels;
+    # 0.28 -> 0.34 seen on one machine), and clearly above the from-scratch first epoch
+    first = res.history[0]["val_dice"]
+    assert first >= trained[2].best_val_dice - 0.05
+    assert first > trained[2].history[0]["val_dice"] + 0.05
 
 
 def test_resume_refuses_another_configuration(cohort, cache_dir, trained):

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._cli import app
-from .method import RADIOMICS
+from .method import RADIOMICS, SYNTHETIC_TRAINING
 from .progress import cli_progress
 
 __all__ = ["DemoScan", "DEMO_SCAN", "demo_phantom", "run_demo"]
@@ -37,7 +37,7 @@ class DemoScan:
     """The bundled synthetic scan: seed and grid (never used to train the demo model)."""
 
     seed: int = 20261121
-    size: int = 768  # 0.182 mm pixels over the 140 mm field of view
+    size: int = SYNTHETIC_TRAINING.size_px  # 0.182 mm pixels over the 140 mm field of view
     n_slices: int = 12
     side: str = "left"
 

@@ -15,6 +15,8 @@ __all__ = [
     "Preprocessing",
     "Model",
     "Training",
+    "SyntheticTraining",
+    "SYNTHETIC_TRAINING",
     "Augmentation",
     "PostProcessing",
     "SoftTissue",
@@ -86,19 +88,22 @@ class Scan:
 class Preprocessing:
     """Per-slice preprocessing before the network (docs/method.md "Preprocessing")."""
 
-    crop_px: int = 1600  # crop around the limb at the native voxel size (pad if smaller)
+    # crop around the limb (pad if smaller): 1600 x 1600 px at the native 60.7 um, i.e. 97.12 mm
+    # (mm, so that scans of other spacings get the same field)
+    crop_mm: float = 1600 * Scan.voxel_mm
     clip_hu: tuple[float, float] = (-4000.0, 6000.0)
     input_px: int = 800  # network input side after bicubic x2 downsampling
     # (not in the paper) limb detection for the crop centre: threshold between air and tissue
     limb_threshold_hu: float = -500.0
 
     @property
-    def crop_mm(self) -> float:
-        """Physical side of the crop (97.12 mm at 60.7 um); used for scans of other spacings."""
-        return self.crop_px * SCAN.voxel_mm
+    def crop_px(self) -> int:
+        """Side of the crop in pixels at the scanner's native voxel size (1600 at 60.7 um)."""
+        return int(round(self.crop_mm / SCAN.voxel_mm))
 
     @property
     def downsample(self) -> int:
+        """Native pixels per network pixel at the native voxel size (2 for the paper)."""
         return self.crop_px // self.input_px
 
 
@@ -199,9 +204,14 @@ class Training:
     augment: Augmentation = Augmentation()  # (not in the paper)
     # (not in the paper) training runs on the CPU unless asked (bit-identical resume there only)
     device: str = "cpu"
-    # (not in the paper) synthetic training scans (``hrpqct train-seg --synthetic N``)
-    synthetic_size_px: int = 768  # pixels per side (0.182 mm over the 140 mm field of view)
-    synthetic_slices: int = 8
+
+
+@dataclass(frozen=True)
+class SyntheticTraining:
+    """(not in the paper) The phantom scans of ``hrpqct train-seg --synthetic N``."""
+
+    size_px: int = 768  # pixels per side (0.182 mm over the 140 mm field of view)
+    slices: int = 8
 
 
 @dataclass(frozen=True)
@@ -456,6 +466,7 @@ PREPROCESSING = Preprocessing()
 MODEL = Model()
 INFERENCE = Inference()
 TRAINING = Training()
+SYNTHETIC_TRAINING = SyntheticTraining()
 POSTPROCESSING = PostProcessing()
 SOFT_TISSUE = SoftTissue()
 RADIOMICS = Radiomics()

@@ -38,6 +38,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..method import RADIOMICS
 from .presets import Preset, load_preset, quiet_pyradiomics
 
 __all__ = [
@@ -232,7 +233,7 @@ class MultiRegionExtractor:
     (without ``diagnostics_*``), or a reason when the region cannot be computed.
     """
 
-    def __init__(self, preset: str | Preset = "paper", blas: int | None = 1, *, fast: bool = True):
+    def __init__(self, preset: str | Preset = RADIOMICS.preset, blas: int | None = 1, *, fast: bool = True):
         self.blas = blas  # BLAS threads during execute (see blas_threads); None: unchanged
         # fast=False keeps every region on the per-region path (PyRadiomics' classes and C
         # matrices with one shared discretisation); used by the tests and the benchmark
@@ -554,7 +555,7 @@ def pyradiomics_execute(
     image,
     masks: Mapping[str, object],
     spacing: Sequence[float] | None = None,
-    preset: str | Preset = "paper",
+    preset: str | Preset = RADIOMICS.preset,
     blas: int | None = 1,
     *,
     check_spacing: bool = True,

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from .._cli import app
 from ..errors import InputError
-from ..method import DEVICES, INFERENCE, MODEL, PREPROCESSING, TRAINING
+from ..method import DEVICES, INFERENCE, MODEL, PREPROCESSING, SYNTHETIC_TRAINING, TRAINING
 from ..progress import cli_progress
 
 _console = Console()
@@ -51,9 +51,9 @@ def train_seg_cmd(
         None, "--data", "-d", help="Manifest CSV, a folder with manifest.csv (e.g. a phantom-cohort "
                                    "folder) or a folder of case folders (image.* + labels5.*). Repeatable."),
     synthetic: int = typer.Option(0, help="Also render N synthetic subjects into the cache and train on them."),
-    synthetic_size: int = typer.Option(TRAINING.synthetic_size_px,
+    synthetic_size: int = typer.Option(SYNTHETIC_TRAINING.size_px,
                                        help="Pixels per side of the synthetic scans."),
-    synthetic_slices: int = typer.Option(TRAINING.synthetic_slices, help="Slices per synthetic scan."),
+    synthetic_slices: int = typer.Option(SYNTHETIC_TRAINING.slices, help="Slices per synthetic scan."),
     synthetic_seed: int = typer.Option(0, help="Cohort seed of the synthetic subjects."),
     workers: int = typer.Option(1, help="Processes for rendering synthetic scans."),
     variant: str = typer.Option(MODEL.variant, help="SegFormer b0..b5 (or tiny)."),

@@ -32,7 +32,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..method import PREPROCESSING, TRAINING, Augmentation
+from ..io.atomic import swap_folder
+from ..method import PREPROCESSING, SYNTHETIC_TRAINING, TRAINING, Augmentation
 from ..progress import ProgressCallback, report
 from ..regions import MODEL_CLASSES, REGIONS
 from .preprocess import InputSpec, labels_to_input, plan_crop, preprocess_slices
@@ -150,7 +151,7 @@ def read_cases(path: str | os.PathLike) -> list[Case]:
 
 
 def synthetic_cohort(cache: str | os.PathLike, n_subjects: int, *,
-                     size: int = TRAINING.synthetic_size_px, slices: int = TRAINING.synthetic_slices,
+                     size: int = SYNTHETIC_TRAINING.size_px, slices: int = SYNTHETIC_TRAINING.slices,
                      seed: int = 0, workers: int = 1, progress: ProgressCallback | None = None) -> Path:
     """Render (or reuse) a synthetic cohort in ``cache``; returns its ``manifest.csv``.
 
@@ -328,12 +329,7 @@ def build_cache(cases: Sequence[Case], folder: str | os.PathLike, spec: InputSpe
             {"version": CACHE_VERSION, "input_spec": spec.to_dict(), "slices_per_scan": slices_per_scan,
              "n_slices": n, "n_cases": len(cases), "patients": sorted({c.patient for c in cases})},
             indent=2), encoding="utf-8")
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another process built the same cache meanwhile
-            if not (final / "meta.json").is_file():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
+        swap_folder(tmp, final, replace=False)  # another process may have built it meanwhile
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -66,10 +66,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
+from ..io.atomic import atomic_path
 from .onnxcache import CACHE_ENV, CACHE_KEEP, EXPORT_FORMAT, OPSET  # noqa: F401 - re-exported
 from .onnxcache import onnx_cache_dir, weights_key
 from .onnxcache import prune_cache as _prune_cache
-from .onnxcache import tmp_name as _tmp_name
 
 log = logging.getLogger(__name__)
 
@@ -417,17 +417,13 @@ class OrtSegformer:
         if final.is_file():
             return final
         self.cache.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp_name(self.cache, final)
-        try:
+        with atomic_path(final, verify=False) as tmp:
             log.info("exporting the network to ONNX for %d x %d inputs (once per weights) -> %s",
                      h, w, final)
             self.exporter = export_onnx(self.torch_net, tmp, (1, 1, h, w))
             diff = self._check(self._open(tmp), (1, 1, h, w))
             log.info("ONNX export (%s exporter) matches PyTorch: max logit difference %.2g",
                      self.exporter, diff)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
         return final
 
     def _int8_file(self, fp32: Path) -> Path:
@@ -436,14 +432,9 @@ class OrtSegformer:
             return final
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        tmp = _tmp_name(self.cache, final)
-        try:
-            with _quiet():
-                quantize_dynamic(str(fp32), str(tmp), op_types_to_quantize=["MatMul"],
-                                 weight_type=QuantType.QInt8)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(final, verify=False) as tmp, _quiet():
+            quantize_dynamic(str(fp32), str(tmp), op_types_to_quantize=["MatMul"],
+                             weight_type=QuantType.QInt8)
         return final
 
     def _file(self, h: int, w: int) -> Path:

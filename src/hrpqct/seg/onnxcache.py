@@ -12,14 +12,13 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 __all__ = ["CACHE_ENV", "CACHE_KEEP", "EXPORT_FORMAT", "OPSET", "onnx_cache_dir", "weights_key",
-           "prune_cache", "tmp_name"]
+           "prune_cache"]
 
 CACHE_ENV = "HRPQCT_CACHE_DIR"
 #: Bump when the exported graph changes: cached files of older formats are then not used.
@@ -61,10 +60,3 @@ def prune_cache(folder: Path, keep: int = CACHE_KEEP) -> None:
     for old in files[keep:]:
         with contextlib.suppress(OSError):
             old.unlink()
-
-
-def tmp_name(folder: Path, final: Path) -> Path:
-    """A new empty temporary file in ``folder`` for writing ``final`` (renamed onto it when done)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=".tmp.onnx", dir=folder)
-    os.close(fd)
-    return Path(tmp)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..method import MODEL, PREPROCESSING, SCAN, UPSAMPLE_MODES
+from ..method import MODEL, PREPROCESSING, SCAN, UPSAMPLE_MODES, Preprocessing
 
 __all__ = [
     "InputSpec",
@@ -48,21 +48,19 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class InputSpec:
+class InputSpec(Preprocessing):
     """What a model expects; stored in its model card so a model is always fed as it was trained.
 
-    ``crop_mm``: physical side of the square crop (mm); ``input_px``: network input side (px);
-    ``clip_hu``: intensity window (HU) before min-max; ``limb_threshold_hu``: HU separating air
-    from tissue when locating the limb; ``pad_hu``: value of padding outside the scan (HU, air);
-    ``antialias``: antialiased bicubic when shrinking (not in the paper; PIL-style, the default
-    of torchvision); ``upsample``: ``"bilinear"`` (interpolate logits, then argmax) or
-    ``"nearest"`` (the paper: argmax, then nearest-neighbour).
+    The fields of :class:`hrpqct.method.Preprocessing` (defaults ``PREPROCESSING``): ``crop_mm``,
+    physical side of the square crop (mm); ``input_px``, network input side (px); ``clip_hu``,
+    intensity window (HU) before min-max; ``limb_threshold_hu``, HU separating air from tissue
+    when locating the limb. And: ``pad_hu``, value of padding outside the scan (HU, air,
+    ``SCAN.hu_air``); ``antialias``, antialiased bicubic when shrinking (not in the paper;
+    PIL-style, the default of torchvision); ``upsample`` (``MODEL.upsample``): ``"bilinear"``
+    (interpolate logits, then argmax) or ``"nearest"`` (the paper: argmax, then
+    nearest-neighbour).
     """
 
-    crop_mm: float = PREPROCESSING.crop_mm
-    input_px: int = PREPROCESSING.input_px
-    clip_hu: tuple[float, float] = PREPROCESSING.clip_hu
-    limb_threshold_hu: float = PREPROCESSING.limb_threshold_hu
     pad_hu: float = SCAN.hu_air
     antialias: bool = True
     upsample: str = MODEL.upsample

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..errors import Cancelled, InputError
 from ..io.atomic import atomic_write_json, atomic_write_text
-from ..method import MODEL, PREPROCESSING, TRAINING, as_dict
+from ..method import MODEL, PREPROCESSING, TRAINING, Training, as_dict
 from ..progress import ProgressCallback, report
 from ..regions import MODEL_CLASSES
 from .checkpoint import (CHECKPOINT, checkpoint_folder, load_checkpoint, load_checkpoint_state,
@@ -66,9 +66,11 @@ _ARCH_KEYS = ("depths", "hidden_sizes", "decoder_hidden_size", "num_attention_he
 _FG = [r.label for r in MODEL_CLASSES]
 
 
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (defaults: ``hrpqct.method.TRAINING``).
+@dataclass(frozen=True)
+class TrainConfig(Training):
+    """Everything that defines a training run: the fields of :class:`hrpqct.method.Training`
+    (losses, optimiser, schedule, split, seed, ``augment``, ``device``; defaults ``TRAINING``)
+    and those below.
 
     ``variant``: ``"b0"``..``"b5"``/``"tiny"``; ``arch``: overrides of the SegFormer
     configuration (e.g. ``{"decoder_hidden_size": 128}``); ``init``: a local pretrained SegFormer
@@ -80,34 +82,26 @@ class TrainConfig:
     ``slices_per_scan``/``val_slices_per_scan``: evenly spaced slices used per scan (``None``:
     all). ``checkpoint_every``: also checkpoint every this many steps (0: per epoch only).
     ``device``: ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``; training is float32 everywhere
-    (bit-identical resume is guaranteed on the CPU only).
+    (bit-identical resume is guaranteed on the CPU only). Frozen: derive variants with
+    :func:`dataclasses.replace`.
     """
 
+    augment: Augment = field(default_factory=Augment)
     name: str = "hrpqct-segformer"
     variant: str = MODEL.variant
-    arch: dict[str, Any] = field(default_factory=dict)
+    arch: dict[str, Any] = field(default_factory=dict, hash=False)
     init: str | None = None
     input_px: int = PREPROCESSING.input_px
     crop_mm: float = PREPROCESSING.crop_mm
     patch_px: int | None = None
-    epochs: int = TRAINING.epochs
-    batch_size: int = TRAINING.batch_size
-    lr: float = TRAINING.lr
-    plateau_factor: float = TRAINING.plateau_factor
-    plateau_patience: int = TRAINING.plateau_patience
-    grad_clip_norm: float = TRAINING.grad_clip_norm
-    ce_weight: float = TRAINING.ce_weight
-    dice_weight: float = TRAINING.dice_weight
-    dice_eps: float = TRAINING.dice_eps
-    split: tuple[float, float, float] = TRAINING.split
-    seed: int = TRAINING.seed
-    augment: Augment = field(default_factory=Augment)
     slices_per_scan: int | None = None
     val_slices_per_scan: int | None = None
     threads: int | None = None
     checkpoint_every: int = 0
     eval_batch_size: int = 4
-    device: str = TRAINING.device
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "split", tuple(self.split))
 
     def input_spec(self) -> InputSpec:
         return InputSpec(crop_mm=self.crop_mm, input_px=self.input_px)

@@ -36,6 +36,7 @@ from typing import Callable, Optional
 import pandas as pd
 
 from ..errors import InputError, OutputError
+from ..method import RADIOMICS
 from .plan import (STAGES, Decision, Layout, classify_inputs, model_digest, morphometry_digest,
                    plan_classify, plan_morphometry, plan_radiomics, plan_segment, read_json)
 
@@ -46,7 +47,7 @@ __all__ = ["StudySettings", "StudyResult", "run_study", "plan_study", "Executor"
 class StudySettings:
     model: Optional[str] = None  # segmentation model folder or catalogue id (None: default)
     device: str = "auto"
-    preset: str = "paper"
+    preset: str = RADIOMICS.preset
     regions: Optional[list] = None
     morphometry: bool = True
     classifier: Optional[str] = None  # model folder, "demo" (bundled), or None
@@ -498,7 +499,6 @@ def _stage_segment(ctx, ex, log, result, quiet, on_decision, on_failure) -> set:
 def _stage_radiomics(ctx, ex, log, result, quiet, failed_seg, on_decision, on_failure) -> None:
     from ..io import atomic_path
     from ..radiomics.cohort import _collect_warnings, _remove_stale, _run_record, collect
-    from ..method import RADIOMICS
     from .tasks import _write_json, radiomics_task
 
     L = ctx.layout
