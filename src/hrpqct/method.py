@@ -404,8 +404,9 @@ class OutOfDistribution:
 
     Anatomical ranges: about three times wider than the typical means of adults at the XtremeCT
     II distal tibia (``hrpqct.morphometry.reference.NORMATIVE``: Tt.Ar 600-900 mm2, Ct.Th
-    1.0-1.6 mm; Whittier et al. 2020 J Bone Miner Res 35:2151; Warden et al. 2022 Osteoporos
-    Int 33:791; these ranges are not yet verified against the papers' tables), so that only a segmentation that is not a distal tibia falls outside them.
+    1.0-1.6 mm, recalled from Whittier et al. 2020 J Bone Miner Res (volume and pages
+    unverified) and Warden et al. 2022 Osteoporos Int 33:791; not verified against the papers'
+    tables), so that only a segmentation that is not a distal tibia falls outside them.
     """
 
     # spacing: warn when the in-plane pixel is more than this factor finer or coarser than the

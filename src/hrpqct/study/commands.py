@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from .._cli import app
+from ..method import DEVICES, INFERENCE, RADIOMICS
 
 __all__ = ["study_cmd"]
 
@@ -23,8 +24,8 @@ def study_cmd(
                                  "(missing, stale, done), and do nothing."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Segmentation model folder "
                                         "or catalogue id (default: the bundled demo model)."),
-    device: str = typer.Option("auto", help="Segmentation device: auto, cuda, mps or cpu."),
-    preset: str = typer.Option("paper", help="Radiomics preset: 'paper', '3d' or a PyRadiomics "
+    device: str = typer.Option(INFERENCE.device, help=f"Segmentation device: {', '.join(DEVICES)}."),
+    preset: str = typer.Option(RADIOMICS.preset, help="Radiomics preset: 'paper', '3d' or a PyRadiomics "
                                "parameter file."),
     regions: Optional[List[str]] = typer.Option(None, "--regions", "-r",
                                                 help="Radiomics regions, as for 'hrpqct radiomics'."),
@@ -33,10 +34,14 @@ def study_cmd(
                                              "(`hrpqct classify train`), or 'demo' for the "
                                              "bundled demo classifier (synthetic phantoms only)."),
     train: bool = typer.Option(False, "--train", help="Train a model on the study (labels from "
-                               "the manifest) and write the study and its HTML report."),
+                               "the manifest) and write the study and its HTML report. With "
+                               "--classifier instead, the report validates the given model "
+                               "against the manifest's labels (T-scores) where it has them."),
     scheme: str = typer.Option("binary", help="With --train: binary or three classes."),
-    t_score: str = typer.Option("t_score_fn", help="With --train: the manifest's T-score column."),
-    label: Optional[str] = typer.Option(None, help="With --train: a manifest column of given labels."),
+    t_score: str = typer.Option("t_score_fn", help="The manifest's T-score column (labels for "
+                                 "--train and the validation report)."),
+    label: Optional[str] = typer.Option(None, help="A manifest column of given labels (instead "
+                                         "of the T-score)."),
     quick: bool = typer.Option(False, help="With --train: reduced grids (a quick look)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Radiomics and "
                                           "morphometry worker processes, or CPU workers of the "

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import pandas as pd
 
 from ..errors import InputError, OutputError
@@ -612,8 +613,8 @@ def _predict(ctx) -> None:
     table = _scan_tables(ctx)
     extra = [c for c in ctx.man.columns if c not in ("subject_id", "scan_id", "scan",
                                                      "segmentation", "corrected")]
-    rows, recs = [], []
-    for _, r in ctx.man.iterrows():
+    rows, recs, probs, done = [], [], [], []
+    for i, r in ctx.man.iterrows():
         t = table[table["scan_id"] == r["scan_id"]]
         if t.empty:
             continue
@@ -625,6 +626,9 @@ def _predict(ctx) -> None:
                 pass
         (p,) = predict(m, t, clinical=clinical, preset=ctx.s.preset)
         recs.append({"subject_id": r["subject_id"], **p.as_dict()})
+        pp = p.probability
+        probs.append([1.0 - pp, pp] if isinstance(pp, float) else list(pp))
+        done.append(i)
         row = {"subject_id": r["subject_id"], "scan_id": r["scan_id"],
                "probability": p.probability if isinstance(p.probability, float) else max(p.probability),
                "class": p.label, "threshold": p.threshold}
@@ -639,6 +643,28 @@ def _predict(ctx) -> None:
                                    "clinical_use": bool(m.metadata.get("clinical_use", False)),
                                    "notes": m.metadata.get("notes", []), "predictions": recs},
                                   indent=1), encoding="utf-8")
+    _validation_report(ctx, m, ctx.man.loc[done], np.asarray(probs, dtype=float))
+
+
+def _validation_report(ctx, m, scans: pd.DataFrame, prob: np.ndarray) -> None:
+    """``classification/report.html``: the given model on the study's scans, validated against
+    the manifest's labels (``--label``) or T-scores (``--t-score``) when every scan has one."""
+    from ..classify.data import make_labels
+    from ..classify.validation import validation_result, write_validation_report
+
+    if not len(scans):
+        return
+    scheme = "binary" if len(m.classes) == 2 else "three"
+    y, rule = None, ""
+    try:
+        lab = make_labels(scans.reset_index(drop=True), scheme=scheme, t_score=ctx.s.t_score,
+                          label=ctx.s.label)
+        y, rule = lab.y.to_numpy(), lab.rule
+    except InputError as exc:
+        rule = f"none ({exc})"
+    res = validation_result(m, scans["subject_id"].astype(str), prob, y)
+    write_validation_report(m, res, ctx.layout.classify / "report.html", label_rule=rule,
+                            title="HR-pQCT study")
 
 
 def _train(ctx) -> None:
