@@ -3,12 +3,16 @@
 # then measure them on phantoms with seeds never used in training. Resumable: each step skips work
 # already done (phantom cohorts resume, train-seg resumes from its checkpoint).
 #
-#   scripts/demo_weights.sh            # all steps; ~2.5 h on 2 CPU cores
-#   scripts/demo_weights.sh evaluate   # only the evaluation of the packaged model
+#   scripts/demo_weights.sh            # all steps
+#   scripts/demo_weights.sh evaluate2  # only the evaluation of the packaged model
 #
-# Steps: data (phantom cohorts), train1 (30 epochs on 256-px patches from scratch, lr 5e-4),
-# train2 (fine-tune on whole 640-px inputs at the paper's lr 1e-4; the shipped model is its best
-# validation epoch), package, evaluate. See docs/training.md.
+# Version 1 (legacy phantoms, ~2.5 h on 2 CPU cores): data (phantom cohorts), train1 (30 epochs
+# on 256-px patches from scratch, lr 5e-4), train2 (fine-tune on whole 640-px inputs at the
+# paper's lr 1e-4), package, evaluate.
+# Version 2, the shipped model (issues 12 and 14): data2 (cohorts of the "published" cohort
+# model on "fbp" images), before2 (version 1 on the new unseen phantoms, for the card's
+# comparison), train3 (version 1 fine-tuned on the new phantoms with --robust-augment; the
+# shipped model is its best validation epoch), package2, evaluate2. See docs/training.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 H=.venv/bin/hrpqct
@@ -68,4 +72,80 @@ if run evaluate; then
     --title "demo model, full-size unseen phantoms (2304 px at 60.7 um, cohort seed 913)"
   $H eval-seg --model $M --run "$R/demo/run2" --out "$R/demo/eval-test-split" --no-progress \
     --title "demo model, test patients of the training cohorts"
+fi
+
+# --- version 2: the shipped model ---------------------------------------------------------------
+DESC2="Demo SegFormer (narrow MiT-B0 encoder, 128-wide decoder) trained on synthetic distal-tibia phantoms with robustness augmentation. Shows the pipeline end to end; NOT for clinical use."
+DATA2="Synthetic HR-pQCT phantoms only: version 1's data (hrpqct phantom-cohort, legacy images), then 48 subjects at 768 px (seed 201, 8 slices) and 20 at 1152 px (seed 202, 6 slices) of the 'published' cohort model on 'fbp' images; split by subject 60/20/20. No patient data."
+P2=(--association published --scanner fbp --workers 2)
+V1=${HRPQCT_DEMO_V1:-$R/demo/run2/model}
+if run data2; then
+  $H phantom-cohort --out "$R/data/fbp-train768" --subjects 48 --size 768 --slices 8 --seed 201 "${P2[@]}"
+  $H phantom-cohort --out "$R/data/fbp-train1152" --subjects 20 --size 1152 --slices 6 --seed 202 "${P2[@]}"
+  $H phantom-cohort --out "$R/data/fbp-eval768" --subjects 10 --size 768 --slices 8 --seed 921 "${P2[@]}"
+  $H phantom-cohort --out "$R/data/fbp-eval1152" --subjects 6 --size 1152 --slices 6 --seed 922 "${P2[@]}"
+  $H phantom-cohort --out "$R/data/fbp-eval2304" --subjects 3 --size 2304 --slices 4 --seed 923 "${P2[@]}"
+fi
+EVAL2=(--data "$R/data/fbp-eval768" --data "$R/data/fbp-eval1152" --data "$R/data/fbp-eval2304")
+ROB=(--subjects 2 --size 768 --slices 2 --scanner fbp)
+if run before2; then
+  $H eval-seg --model "$V1" "${EVAL2[@]}" --out "$R/demo/v1-eval-fbp" --no-progress \
+    --title "version 1 on unseen 'fbp' phantoms (seeds 921, 922, 923)"
+  .venv/bin/python scripts/eval_robustness.py "$V1" "${ROB[@]}" --json "$R/demo/v1-robustness-fbp.json"
+fi
+if run train3; then
+  $H train-seg --data "$R/data/fbp-train768" --data "$R/data/fbp-train1152" --cache "$R/cache" \
+    --name hrpqct-demo-synthetic --val-slices-per-scan 3 --threads 2 --no-progress \
+    --description "$DESC2" --training-data "$DATA2" --out "$R/demo/run3" --init "$V1" \
+    --robust-augment --input-size 640 --lr 1e-4 --epochs "${HRPQCT_DEMO_EPOCHS3:-6}" --checkpoint-every 25
+fi
+if run package2; then
+  DST=Resources/models/demo-synthetic
+  rm -rf "$DST.tmp" && cp -r "$R/demo/run3/model" "$DST.tmp"
+  .venv/bin/python - "$DST.tmp" "$V1" "$R/demo" <<'PY'
+import json, sys
+from pathlib import Path
+from hrpqct.seg.model import CARD_FILE, ModelCard, render_readme
+d, v1, runs = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+card, old = ModelCard.read(d / CARD_FILE), ModelCard.read(v1 / CARD_FILE)
+card.limitations = ("Trained on synthetic phantoms only (hrpqct.phantom); never validated on real "
+                    "XtremeCT II scans, where it is expected to fail. Not for clinical use. A narrow "
+                    "SegFormer (2 M parameters) at a 640-px input (0.152 mm pixels), below the paper's "
+                    "B3 at 800 px.")
+card.training["config"]["variant"] = "(unused: the architecture comes from --init, version 1)"
+card.training["version1"] = old.training
+card.training["command"] = "scripts/demo_weights.sh (docs/training.md)"
+prev = json.loads((runs / "v1-eval-fbp" / "summary.json").read_text(encoding="utf-8")) \
+    if (runs / "v1-eval-fbp" / "summary.json").is_file() else None
+rob = runs / "v1-robustness-fbp.json"
+card.metrics["version 1 (before issues 12 and 14)"] = {
+    "its own unseen-seed evaluation (legacy phantoms)": {k: v for k, v in old.metrics.items()
+                                                         if k.startswith("eval:")},
+    "on the new unseen 'fbp' phantoms": prev,
+    "robustness on 'fbp' phantoms": json.loads(rob.read_text(encoding="utf-8")) if rob.is_file() else None}
+(d / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
+(d / "README.md").write_text(render_readme(card), encoding="utf-8")
+PY
+  chmod 755 "$DST.tmp" && chmod 644 "$DST.tmp"/*
+  rm -rf "$DST" && mv "$DST.tmp" "$DST"
+fi
+if run evaluate2; then
+  M=Resources/models/demo-synthetic
+  $H eval-seg --model $M "${EVAL2[@]}" --out "$R/demo/eval2-unseen" --record-in-card --no-progress \
+    --title "demo model, unseen 'fbp' phantoms (cohort seeds 921, 922, 923; 768, 1152 and 2304 px)"
+  .venv/bin/python scripts/eval_robustness.py $M "${ROB[@]}" --json "$R/demo/v2-robustness-fbp.json"
+  .venv/bin/python - $M "$R/demo/v2-robustness-fbp.json" <<'PY'
+import json, sys
+from pathlib import Path
+from hrpqct.seg.model import CARD_FILE, ModelCard, render_readme
+d, rob = Path(sys.argv[1]), Path(sys.argv[2])
+card = ModelCard.read(d / CARD_FILE)
+card.metrics["robustness: each train-seg --robust-augment setting on unseen 'fbp' phantoms "
+             "(cohort seed 808; scripts/eval_robustness.py --scanner fbp)"] = json.loads(
+    rob.read_text(encoding="utf-8"))
+(d / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
+(d / "README.md").write_text(render_readme(card), encoding="utf-8")
+PY
+  $H eval-seg --model $M --run "$R/demo/run3" --out "$R/demo/eval2-test-split" --no-progress \
+    --title "demo model, test patients of the version-2 training cohorts"
 fi

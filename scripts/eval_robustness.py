@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     import torch
     import torch.nn.functional as F
 
-    from hrpqct.phantom.cohort import anatomy_for, make_subjects
+    from hrpqct.phantom.cohort import CohortModel, anatomy_for, make_subjects
     from hrpqct.phantom.render import Grid
     from hrpqct.phantom.scan import generate
     from hrpqct.seg.dataset import Augment, augment_pair, preprocess_case
@@ -41,20 +41,28 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=768)
     ap.add_argument("--slices", type=int, default=2)
     ap.add_argument("--seed", type=int, default=808, help="cohort seed (not a training seed)")
+    ap.add_argument("--association", default="published", help="cohort model preset")
+    ap.add_argument("--scanner", default="legacy", help="image formation: legacy or fbp")
+    ap.add_argument("--json", type=Path, help="also write the figures here (JSON)")
     args = ap.parse_args(argv)
+    cohort = CohortModel.preset(args.association, scanner=args.scanner)
 
     loaded = load_model(args.model)
     spec = loaded.input_spec
     torch.set_num_threads(1)
     settings = ["none", "resolution", "noise", "calib", "blur", "motion", "position", "radius"]
     pairs = []
-    for row in make_subjects(args.subjects, seed=args.seed).itertuples():
-        ph = generate(anatomy_for(row), Grid(size=args.size, n_slices=args.slices))
+    for row in make_subjects(args.subjects, seed=args.seed, model=cohort).itertuples():
+        ph = generate(anatomy_for(row, model=cohort), Grid(size=args.size, n_slices=args.slices))
         imgs, labs = preprocess_case(ph.image.array, ph.labels5.array, ph.image.spacing, spec)
         pairs += list(zip(imgs, labs))
     print(f"{len(pairs)} slices of {args.subjects} unseen phantoms ({args.size} px, seed "
           f"{args.seed}); model {loaded.card.name}, input {spec.input_px} px "
-          f"({spec.input_mm * 1000:.0f} um)")
+          f"({spec.input_mm * 1000:.0f} um); cohort model {args.association!r}, images "
+          f"{args.scanner!r}")
+    record = {"mean": {}, "min": {}, "subjects": args.subjects, "size_px": args.size,
+              "slices": args.slices, "seed": args.seed, "association": args.association,
+              "scanner": args.scanner}
     for name in settings:
         aug = Augment(enabled=False) if name == "none" else Augment().only(name)
         scores = []
@@ -72,6 +80,15 @@ def main(argv=None) -> int:
                 scores.append(_dice(pred, y.numpy()))
         what = "fraction of pixels called bone (want 0)" if name == "radius" else "mean Dice"
         print(f"{name:12s} {what}: {np.nanmean(scores):.3f} (min {np.nanmin(scores):.3f})")
+        record["mean"][name] = round(float(np.nanmean(scores)), 4)
+        record["min"][name] = round(float(np.nanmin(scores)), 4)
+    if args.json:
+        import json
+
+        from hrpqct.io.atomic import atomic_write_json
+
+        atomic_write_json(args.json, record)
+        print(f"-> {args.json}", json.dumps(record["mean"]))
     return 0
 
 
