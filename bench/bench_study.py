@@ -25,17 +25,9 @@ import threading
 import time
 from pathlib import Path
 
-SMALL_PRESET = """\
-setting:
-  force2D: true
-  force2Ddimension: 0
-  binWidth: 25
-  label: 1
-imageType:
-  Original: {}
-featureClass:
-  firstorder: [Mean, Median, Energy, Entropy]
-"""
+from hrpqct.radiomics.presets import first_order_preset
+
+SMALL_PRESET = first_order_preset(("Mean", "Median", "Energy", "Entropy"))
 
 
 def tree_rss(proc) -> int:

@@ -23,6 +23,8 @@ DATA="Synthetic HR-pQCT phantoms only (hrpqct phantom-cohort): 48 subjects at 76
 COMMON=(--data "$R/data/train768" --data "$R/data/train1152" --cache "$R/cache" --name hrpqct-demo-synthetic
         --val-slices-per-scan 3 --threads 1 --no-progress --description "$DESC" --training-data "$DATA")
 run() { [ "$STEP" = all ] || [ "$STEP" = "$1" ]; }
+# move the finished folder $1.tmp onto $1 (world-readable)
+install_model() { chmod 755 "$1.tmp" && chmod 644 "$1.tmp"/* && rm -rf "$1" && mv "$1.tmp" "$1"; }
 
 if run data; then
   $H phantom-cohort --out "$R/data/train768" --subjects 48 --size 768 --slices 8 --seed 101 --workers 2
@@ -47,7 +49,7 @@ if run package; then
   .venv/bin/python - "$DST.tmp" "$R/demo/run1/model" <<'PY'
 import json, sys
 from pathlib import Path
-from hrpqct.seg.model import CARD_FILE, ModelCard, render_readme
+from hrpqct.seg.model import CARD_FILE, ModelCard, write_card
 d, phase1 = Path(sys.argv[1]), Path(sys.argv[2])
 card = ModelCard.read(d / CARD_FILE)
 card.limitations = ("Trained on synthetic phantoms only (hrpqct.phantom); never validated on real "
@@ -57,11 +59,9 @@ card.limitations = ("Trained on synthetic phantoms only (hrpqct.phantom); never 
 card.training["config"]["variant"] = "(unused: the architecture comes from --init, phase 1)"
 card.training["phase1"] = ModelCard.read(phase1 / CARD_FILE).training
 card.training["command"] = "scripts/demo_weights.sh (docs/training.md)"
-(d / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
-(d / "README.md").write_text(render_readme(card), encoding="utf-8")
+write_card(d, card)
 PY
-  chmod 755 "$DST.tmp" && chmod 644 "$DST.tmp"/*
-  rm -rf "$DST" && mv "$DST.tmp" "$DST"
+  install_model "$DST"
 fi
 if run evaluate; then
   M=Resources/models/demo-synthetic
@@ -105,7 +105,7 @@ if run package2; then
   .venv/bin/python - "$DST.tmp" "$V1" "$R/demo" <<'PY'
 import json, sys
 from pathlib import Path
-from hrpqct.seg.model import CARD_FILE, ModelCard, render_readme
+from hrpqct.seg.model import CARD_FILE, ModelCard, write_card
 d, v1, runs = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 card, old = ModelCard.read(d / CARD_FILE), ModelCard.read(v1 / CARD_FILE)
 card.limitations = ("Trained on synthetic phantoms only (hrpqct.phantom); never validated on real "
@@ -123,11 +123,9 @@ card.metrics["version 1 (before issues 12 and 14)"] = {
                                                          if k.startswith("eval:")},
     "on the new unseen 'fbp' phantoms": prev,
     "robustness on 'fbp' phantoms": json.loads(rob.read_text(encoding="utf-8")) if rob.is_file() else None}
-(d / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
-(d / "README.md").write_text(render_readme(card), encoding="utf-8")
+write_card(d, card)
 PY
-  chmod 755 "$DST.tmp" && chmod 644 "$DST.tmp"/*
-  rm -rf "$DST" && mv "$DST.tmp" "$DST"
+  install_model "$DST"
 fi
 if run evaluate2; then
   M=Resources/models/demo-synthetic
@@ -137,14 +135,13 @@ if run evaluate2; then
   .venv/bin/python - $M "$R/demo/v2-robustness-fbp.json" <<'PY'
 import json, sys
 from pathlib import Path
-from hrpqct.seg.model import CARD_FILE, ModelCard, render_readme
+from hrpqct.seg.model import CARD_FILE, ModelCard, write_card
 d, rob = Path(sys.argv[1]), Path(sys.argv[2])
 card = ModelCard.read(d / CARD_FILE)
 card.metrics["robustness: each train-seg --robust-augment setting on unseen 'fbp' phantoms "
              "(cohort seed 808; scripts/eval_robustness.py --scanner fbp)"] = json.loads(
     rob.read_text(encoding="utf-8"))
-(d / CARD_FILE).write_text(json.dumps(card.to_dict(), indent=2) + "\n", encoding="utf-8")
-(d / "README.md").write_text(render_readme(card), encoding="utf-8")
+write_card(d, card)
 PY
   $H eval-seg --model $M --run "$R/demo/run3" --out "$R/demo/eval2-test-split" --no-progress \
     --title "demo model, test patients of the version-2 training cohorts"

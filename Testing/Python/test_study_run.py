@@ -17,17 +17,9 @@ import pytest
 pytest.importorskip("radiomics")
 pytest.importorskip("distributed")
 
-SMALL_PRESET = """\
-setting:
-  force2D: true
-  force2Ddimension: 0
-  binWidth: 25
-  label: 1
-imageType:
-  Original: {}
-featureClass:
-  firstorder: [Mean, Median, Energy]
-"""
+from hrpqct.radiomics.presets import first_order_preset  # noqa: E402
+
+SMALL_PRESET = first_order_preset()
 
 
 def study(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

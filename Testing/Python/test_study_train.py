@@ -18,17 +18,9 @@ import pytest
 
 pytest.importorskip("radiomics")
 
-PRESET = """\
-setting:
-  force2D: true
-  force2Ddimension: 0
-  binWidth: 25
-  label: 1
-imageType:
-  Original: {}
-featureClass:
-  firstorder: [Mean, Median, Energy, Variance, Skewness, Kurtosis]
-"""
+from hrpqct.radiomics.presets import first_order_preset  # noqa: E402
+
+PRESET = first_order_preset(("Mean", "Median", "Energy", "Variance", "Skewness", "Kurtosis"))
 N = 24
 
 

@@ -26,10 +26,19 @@ from ..errors import InputError
 from ..method import PRESETS as PRESET_NAMES
 from ..method import RADIOMICS
 
-__all__ = ["Preset", "PRESETS", "load_preset", "preset_path"]
+__all__ = ["Preset", "PRESETS", "load_preset", "preset_path", "first_order_preset"]
 
 #: Shipped presets: name -> file under Resources/ (importable as ``hrpqct.resources``).
 PRESETS: dict[str, str] = {name: f"radiomics-{name}.yaml" for name in PRESET_NAMES}
+
+
+def first_order_preset(features=("Mean", "Median", "Energy")) -> str:
+    """The text of a PyRadiomics parameter file of a few 2D first-order features (binWidth 25,
+    original image only): for quick looks, tests and benches, not for a study."""
+    return ("setting:\n  force2D: true\n  force2Ddimension: 0\n  binWidth: 25\n  label: 1\n"
+            "imageType:\n  Original: {}\nfeatureClass:\n"
+            f"  firstorder: [{', '.join(features)}]\n")
+
 
 # Settings the engine does not support (voxel-based extraction gives maps, not values).
 _UNSUPPORTED = ("kernelRadius", "maskedKernel", "initValue", "voxelBatch")

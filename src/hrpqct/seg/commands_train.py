@@ -210,8 +210,7 @@ def _default():
 
 def _record(loaded, result, key: str) -> None:
     """Add the headline figures of ``result`` to the model folder's card and README (atomically)."""
-    from ..io.atomic import atomic_write_text
-    from .model import CARD_FILE, render_readme
+    from .model import CARD_FILE, write_card
 
     if loaded.folder is None:
         return
@@ -222,6 +221,5 @@ def _record(loaded, result, key: str) -> None:
         "scans": sorted({c["case"] for c in result.facts["cases"]}),
         "grid_px": sorted({c["shape"][-1] for c in result.facts["cases"]}),
     }
-    for name, text in ((CARD_FILE, json.dumps(card.to_dict(), indent=2) + "\n"), ("README.md", render_readme(card))):
-        atomic_write_text(Path(loaded.folder) / name, text)
+    write_card(loaded.folder, card)
     _console.print(f"recorded in {Path(loaded.folder) / CARD_FILE}")

@@ -41,6 +41,7 @@ __all__ = [
     "variant_of",
     "init_from_pretrained",
     "ModelCard",
+    "write_card",
     "LoadedModel",
     "save_model",
     "load_model",
@@ -333,6 +334,14 @@ def render_readme(card: ModelCard) -> str:
 
 
 # --- save / load -----------------------------------------------------------------------------
+def write_card(folder: str | os.PathLike, card: ModelCard) -> None:
+    """Write ``card`` as the folder's model card and its README (each atomically)."""
+    from ..io.atomic import atomic_write_text
+
+    atomic_write_text(Path(folder) / CARD_FILE, json.dumps(card.to_dict(), indent=2) + "\n")
+    atomic_write_text(Path(folder) / "README.md", render_readme(card))
+
+
 def save_model(model, folder: str | os.PathLike, card: ModelCard) -> Path:
     """Write ``model`` (safetensors), ``model_card.json`` and ``README.md`` to ``folder``.
 
