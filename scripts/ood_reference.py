@@ -7,7 +7,9 @@ and 1152 px (0.182 and 0.122 mm, seeds 101 and 102) and tested on unseen seeds a
 2304 px; its reference::
 
     nice .venv/bin/python scripts/ood_reference.py Resources/models/demo-synthetic \\
-        --sizes 768 1152 --subjects 6 --slices 2 --spacing 0.0607 0.182
+        --sizes 768 1152 --subjects 4 --slices 2 --spacing 0.0607 0.182 --scanner fbp
+
+(version 2, trained on "fbp" images of the "published" cohort model; scripts/demo_weights.sh).
 
 prints the distance of each phantom to the mean, and of a few altered copies (the figures of
 docs/input-checks.md, "Out of distribution").
@@ -23,18 +25,21 @@ from pathlib import Path
 import numpy as np
 
 
-def phantoms(sizes, subjects: int, slices: int, seed: int):
-    from hrpqct.phantom.cohort import anatomy_for, make_subjects
+def phantoms(sizes, subjects: int, slices: int, seed: int, association: str = "published",
+             scanner: str = "legacy"):
+    from hrpqct.phantom.cohort import CohortModel, anatomy_for, make_subjects
     from hrpqct.phantom.render import Grid
     from hrpqct.phantom.scan import generate
 
-    rows = make_subjects(subjects * len(sizes), seed=seed)
+    model = CohortModel.preset(association, scanner=scanner)
+    rows = make_subjects(subjects * len(sizes), seed=seed, model=model)
     for i, row in enumerate(rows.itertuples()):
         size = sizes[i % len(sizes)]
-        yield generate(anatomy_for(row), Grid(size=size, n_slices=slices))
+        yield generate(anatomy_for(row, model=model), Grid(size=size, n_slices=slices))
 
 
 def main(argv=None) -> int:
+    from hrpqct.io.atomic import atomic_write_text
     from hrpqct.seg.ood import (REFERENCE_FILE, _percentiles, limb_facts, reference_from_volumes,
                                 wasserstein_hu)
 
@@ -46,11 +51,15 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=505, help="cohort seed (not a training seed)")
     ap.add_argument("--spacing", type=float, nargs=2, default=None,
                     help="pixel-size range (mm) trained and tested at (default: the phantoms')")
+    ap.add_argument("--association", default="published", help="cohort model preset")
+    ap.add_argument("--scanner", default="legacy", help="image formation: legacy or fbp")
     args = ap.parse_args(argv)
 
-    vols = [p.image for p in phantoms(args.sizes, args.subjects, args.slices, args.seed)]
+    vols = [p.image for p in phantoms(args.sizes, args.subjects, args.slices, args.seed,
+                                      args.association, args.scanner)]
     note = (f"limb HU of {len(vols)} phantoms (cohort seed {args.seed}, sizes {args.sizes} px, "
-            f"{args.slices} slices each) by scripts/ood_reference.py; spacing: the pixel sizes "
+            f"{args.slices} slices each, cohort model {args.association!r}, images "
+            f"{args.scanner!r}) by scripts/ood_reference.py; spacing: the pixel sizes "
             "the model was trained and tested at")
     ref = reference_from_volumes(vols, spacing_mm=tuple(args.spacing) if args.spacing else None,
                                  note=note)
@@ -73,7 +82,7 @@ def main(argv=None) -> int:
         print(f"{name}: distance {wasserstein_hu(_percentiles(limb_facts(a)['hu']), q):.1f} HU")
     print(f"max distance among the reference phantoms: {ref['max_distance_hu']} HU")
     path = args.model / REFERENCE_FILE
-    path.write_text(json.dumps(ref, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(path, json.dumps(ref, indent=1) + "\n")
     print(f"wrote {path}")
     return 0
 
