@@ -29,9 +29,7 @@ def main(argv=None) -> int:
     import torch
     import torch.nn.functional as F
 
-    from hrpqct.phantom.cohort import CohortModel, anatomy_for, make_subjects
-    from hrpqct.phantom.render import Grid
-    from hrpqct.phantom.scan import generate
+    from hrpqct.phantom.cohort import cohort_phantoms
     from hrpqct.seg.dataset import Augment, augment_pair, preprocess_case
     from hrpqct.seg.model import load_model
 
@@ -45,15 +43,14 @@ def main(argv=None) -> int:
     ap.add_argument("--scanner", default="legacy", help="image formation: legacy or fbp")
     ap.add_argument("--json", type=Path, help="also write the figures here (JSON)")
     args = ap.parse_args(argv)
-    cohort = CohortModel.preset(args.association, scanner=args.scanner)
 
     loaded = load_model(args.model)
     spec = loaded.input_spec
     torch.set_num_threads(1)
     settings = ["none", "resolution", "noise", "calib", "blur", "motion", "position", "radius"]
     pairs = []
-    for row in make_subjects(args.subjects, seed=args.seed, model=cohort).itertuples():
-        ph = generate(anatomy_for(row, model=cohort), Grid(size=args.size, n_slices=args.slices))
+    for ph in cohort_phantoms(args.subjects, (args.size,), args.slices, args.seed,
+                              args.association, args.scanner):
         imgs, labs = preprocess_case(ph.image.array, ph.labels5.array, ph.image.spacing, spec)
         pairs += list(zip(imgs, labs))
     print(f"{len(pairs)} slices of {args.subjects} unseen phantoms ({args.size} px, seed "

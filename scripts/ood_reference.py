@@ -25,21 +25,9 @@ from pathlib import Path
 import numpy as np
 
 
-def phantoms(sizes, subjects: int, slices: int, seed: int, association: str = "published",
-             scanner: str = "legacy"):
-    from hrpqct.phantom.cohort import CohortModel, anatomy_for, make_subjects
-    from hrpqct.phantom.render import Grid
-    from hrpqct.phantom.scan import generate
-
-    model = CohortModel.preset(association, scanner=scanner)
-    rows = make_subjects(subjects * len(sizes), seed=seed, model=model)
-    for i, row in enumerate(rows.itertuples()):
-        size = sizes[i % len(sizes)]
-        yield generate(anatomy_for(row, model=model), Grid(size=size, n_slices=slices))
-
-
 def main(argv=None) -> int:
     from hrpqct.io.atomic import atomic_write_text
+    from hrpqct.phantom.cohort import cohort_phantoms
     from hrpqct.seg.ood import (REFERENCE_FILE, _percentiles, limb_facts, reference_from_volumes,
                                 wasserstein_hu)
 
@@ -55,8 +43,9 @@ def main(argv=None) -> int:
     ap.add_argument("--scanner", default="legacy", help="image formation: legacy or fbp")
     args = ap.parse_args(argv)
 
-    vols = [p.image for p in phantoms(args.sizes, args.subjects, args.slices, args.seed,
-                                      args.association, args.scanner)]
+    vols = [p.image for p in cohort_phantoms(args.subjects * len(args.sizes), args.sizes,
+                                             args.slices, args.seed, args.association,
+                                             args.scanner)]
     note = (f"limb HU of {len(vols)} phantoms (cohort seed {args.seed}, sizes {args.sizes} px, "
             f"{args.slices} slices each, cohort model {args.association!r}, images "
             f"{args.scanner!r}) by scripts/ood_reference.py; spacing: the pixel sizes "

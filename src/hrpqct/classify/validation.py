@@ -140,15 +140,14 @@ def write_validation_report(model, result: ModelResult, path: str | os.PathLike,
         doc.table(f, caption="The saved model on this cohort, per subject (one-vs-rest per "
                   "class, macro averages, arg-max accuracy)",
                   text_columns=["metric", "class", "interval"])
+    pred = S.predict_labels(view.y_prob, view.threshold if view.binary else None)
     if labelled:
-        pred = S.predict_labels(view.y_prob, view.threshold if view.binary else None)
         cm = S.confusion_matrix(view.y_true, pred, len(view.classes))
         _emit(doc, P.confusion_figure(cm, view.classes, title="Confusion matrix (subjects)"),
               "Rows: true class; columns: predicted", fmt)
     _emit(doc, _histogram(view, labelled), "Distribution of the predicted probabilities", fmt)
 
     doc.section("Predictions")
-    pred = S.predict_labels(view.y_prob, view.threshold if view.binary else None)
     rows = {"subject": view.ids,
             f"P({view.classes[-1]})": [f"{p:.3f}" for p in view.y_prob[:, -1]],
             "predicted": [view.classes[int(k)] for k in pred]}

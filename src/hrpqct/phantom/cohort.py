@@ -39,7 +39,8 @@ import pandas as pd
 from ..method import CLASSIFICATION, PHANTOM
 from .anatomy import Anatomy
 
-__all__ = ["CohortModel", "Effect", "make_subjects", "anatomy_for", "t_score_classes",
+__all__ = ["CohortModel", "Effect", "make_subjects", "anatomy_for", "cohort_phantoms",
+           "t_score_classes",
            "SUBJECT_COLUMNS", "ASSOCIATIONS", "TARGETS",
            "effect_table"]
 
@@ -322,6 +323,20 @@ def anatomy_for(row, rng_seed: int | None = None, model: CohortModel | None = No
         scanner=m.scanner,
         extra={"tb_n_rel": tb_n, "tb_th_rel": tb_th / (1.0 + m.tb_th.male * male)},
     )
+
+
+def cohort_phantoms(n: int, sizes=(768,), slices: int = 2, seed: int = 0,
+                    association: str = "published", scanner: str = "legacy"):
+    """Render ``n`` subjects of the cohort preset ``association`` with images ``scanner``, one
+    at a time (a generator of :class:`hrpqct.phantom.scan.Phantom`); subject ``i`` on a grid of
+    ``sizes[i % len(sizes)]`` px and ``slices`` slices."""
+    from .render import Grid
+    from .scan import generate
+
+    model = CohortModel.preset(association, scanner=scanner)
+    for i, row in enumerate(make_subjects(n, seed=seed, model=model).itertuples()):
+        yield generate(anatomy_for(row, model=model),
+                       Grid(size=sizes[i % len(sizes)], n_slices=slices))
 
 
 def effect_table(df: pd.DataFrame, columns=None) -> pd.DataFrame:

@@ -118,9 +118,7 @@ class TrainConfig(Training):
         kw = {k: v for k, v in d.items() if k in names}
         if "augment" in kw and isinstance(kw["augment"], dict):
             kw["augment"] = Augment(**kw["augment"])
-        if "split" in kw:
-            kw["split"] = tuple(kw["split"])
-        return cls(**kw)
+        return cls(**kw)  # __post_init__ makes the JSON list of ``split`` a tuple
 
     def fingerprint(self) -> dict[str, Any]:
         """What must not change when resuming (everything but the number of epochs, the thread

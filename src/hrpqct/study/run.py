@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, OutputError
-from ..method import RADIOMICS
+from ..method import INFERENCE, RADIOMICS
 from .plan import (STAGES, Decision, Layout, classify_inputs, model_digest, morphometry_digest,
                    plan_classify, plan_morphometry, plan_radiomics, plan_segment, read_json)
 
@@ -47,7 +47,7 @@ __all__ = ["StudySettings", "StudyResult", "run_study", "plan_study", "Executor"
 @dataclass
 class StudySettings:
     model: Optional[str] = None  # segmentation model folder or catalogue id (None: default)
-    device: str = "auto"
+    device: str = INFERENCE.device
     preset: str = RADIOMICS.preset
     regions: Optional[list] = None
     morphometry: bool = True
